@@ -1,0 +1,30 @@
+# One feature-extraction job per model (not per subject): it runs the network once over the
+# stimulus set and writes one file per configured layer. Rules are defined per model because
+# each model has its own list of layer outputs.
+for _model, _spec in MODELS.items():
+
+    rule:
+        name:
+            f"features_extract_{_model}"
+        input:
+            stimuli=P.stimuli_manifest(),
+            images=[str(INDEX.stimuli_dir / s) for s in INDEX.stimuli],
+        output:
+            **{layer: P.features(_model, layer) for layer in _spec["layers"]},
+        log:
+            P.log("features_extract", f"model-{_model}"),
+        conda:
+            "../envs/features.yaml"
+        container:
+            CONTAINERS["features"]
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        params:
+            name=_model,
+            spec=_spec,
+            settings={k: v for k, v in CFG["features"].items() if k != "models"},
+            version=BRAINALIGN_VERSION,
+        script:
+            "../scripts/features_extract.py"

@@ -1,0 +1,21 @@
+"""Adapter of rule ingest_manifest."""
+
+from brainalign.bids import index_dataset
+from brainalign.steps import step_ingest
+from brainalign.workflow import derivative_description, job_context
+
+with job_context(snakemake):  # noqa: F821
+    bids = snakemake.params.bids  # noqa: F821
+    index = index_dataset(
+        bids["bids_dir"],
+        tasks=bids["tasks"],
+        participant_label=bids["participant_label"],
+        stimuli_dir=bids["stimuli_dir"],
+    )
+    step_ingest(
+        index,
+        runs_out=snakemake.output.runs,  # noqa: F821
+        stimuli_out=snakemake.output.stimuli,  # noqa: F821
+        description_out=snakemake.output.description,  # noqa: F821
+        description=derivative_description(bids["bids_dir"]),
+    )

@@ -1,0 +1,160 @@
+"""Configuration: schema validation with "did you mean ...?" hints, defaults, cross-field checks."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from brainalign.errors import ConfigError
+
+__all__ = ["load_schema", "validate_config", "load_config"]
+
+
+def load_schema() -> dict:
+    """Return the configuration JSON Schema shipped with the package.
+
+    Returns
+    -------
+    schema : dict
+        JSON Schema (draft 2020-12) of the configuration.
+    """
+    text = resources.files("brainalign").joinpath("data/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _key_path(path: Any) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _subschema(schema: dict, path: list) -> dict:
+    node = schema
+    for part in path:
+        props = node.get("properties", {})
+        if part in props:
+            node = props[part]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return {}
+    return node
+
+
+def _unknown_key_messages(config: Any, schema: dict, path: list) -> list[str]:
+    """Find keys not allowed by ``additionalProperties: false`` and suggest close names."""
+    messages = []
+    if not isinstance(config, Mapping):
+        return messages
+    node = _subschema(schema, path)
+    props = node.get("properties", {})
+    for key, value in config.items():
+        if key in props:
+            messages += _unknown_key_messages(value, schema, [*path, key])
+        elif isinstance(node.get("additionalProperties"), dict):
+            messages += _unknown_key_messages(value, schema, [*path, key])
+        elif node.get("additionalProperties") is False:
+            full = _key_path([*path, key])
+            close = difflib.get_close_matches(str(key), list(props), n=1, cutoff=0.6)
+            hint = (
+                f" Did you mean '{_key_path([*path, close[0]])}'?"
+                if close
+                else f" Allowed keys here: {', '.join(sorted(props))}."
+            )
+            messages.append(f"Unknown key '{full}' in the configuration.{hint}")
+    return messages
+
+
+def _fill_defaults(config: dict, schema: dict) -> None:
+    for key, sub in schema.get("properties", {}).items():
+        if key not in config and "default" in sub:
+            config[key] = copy.deepcopy(sub["default"])
+        if key not in config and sub.get("type") == "object" and "required" not in sub:
+            config[key] = {}
+        if isinstance(config.get(key), dict):
+            _fill_defaults(config[key], sub)
+            if isinstance(sub.get("additionalProperties"), dict):
+                for value in config[key].values():
+                    if isinstance(value, dict):
+                        _fill_defaults(value, sub["additionalProperties"])
+
+
+def validate_config(config: Mapping, *, base_dir: str | Path = ".") -> dict:
+    """Validate a configuration, fill in defaults and run the cross-field checks.
+
+    Parameters
+    ----------
+    config : Mapping
+        The configuration as loaded from YAML (Snakemake's ``config``).
+    base_dir : str or Path
+        Directory that relative paths in the configuration are relative to.
+
+    Returns
+    -------
+    config : dict
+        A validated deep copy with every default filled in.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown key (with the closest allowed name), a wrong type or value, or
+        inconsistent values (e.g. a layer the architecture does not have).
+    """
+    schema = load_schema()
+    config = copy.deepcopy(dict(config))
+    unknown = _unknown_key_messages(config, schema, [])
+    if unknown:
+        raise ConfigError(" ".join(unknown))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = _key_path(err.absolute_path) or "<top level>"
+        raise ConfigError(
+            f"Invalid value for config key '{where}': {err.message}. "
+            f"Fix it in your config file (see config/README.md)."
+        )
+    _fill_defaults(config, schema)
+    _check_cross_fields(config, Path(base_dir))
+    return config
+
+
+def _check_cross_fields(config: dict, base_dir: Path) -> None:
+    from brainalign.features import check_model_spec
+
+    for name, spec in config["features"]["models"].items():
+        check_model_spec(name, spec, base_dir=base_dir)
+    ridge = config["encoding"]["ridge"]
+    if len(set(ridge["alphas"])) != len(ridge["alphas"]):
+        raise ConfigError(
+            f"Config key 'encoding.ridge.alphas' holds repeated values {ridge['alphas']}: "
+            "expected distinct penalties. Remove the duplicates."
+        )
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML configuration file and validate it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    config : dict
+        Validated configuration with defaults filled in.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Config file {path} does not exist. Pass an existing file.") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Config file {path}: expected a YAML mapping, got {type(raw).__name__}.")
+    return validate_config(raw, base_dir=Path.cwd())

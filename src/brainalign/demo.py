@@ -1,0 +1,455 @@
+"""Built-in demo dataset: a small event-related fMRI study with planted ground truth.
+
+The dataset is a valid BIDS dataset (``bids/``) with a ``stimuli/`` folder of procedurally drawn
+images and a derivative ROI atlas. Each stimulus crosses a low-level factor (colour x stripe
+orientation) with a high-level factor (shape), so that early and late network layers disagree
+about which stimuli are similar. Voxels of the "early" ROI are a noisy linear readout of an early
+EfficientNet-Lite0 stage, those of the "late" ROI of a late stage, and the "null" ROI carries no
+stimulus signal. BOLD = HRF-convolved trial responses + slow drift + AR(1) noise + motion-like
+confounds strongest at the edge of the brain. The planted truth goes to ``truth.json`` next to,
+not inside, the BIDS dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brainalign import __version__
+
+__all__ = ["DemoSpec", "draw_stimulus", "make_demo_dataset", "STIMULUS_FACTORS"]
+
+logger = logging.getLogger(__name__)
+
+SHAPES = ("circle", "square", "triangle", "star")
+COLOURS = {
+    "red": (215, 48, 39),
+    "green": (26, 152, 80),
+    "blue": (49, 54, 149),
+    "yellow": (254, 224, 60),
+}
+ORIENTATIONS_DEG = (0, 60, 120)
+STIMULUS_FACTORS = {"shape": SHAPES, "colour": tuple(COLOURS), "orientation_deg": ORIENTATIONS_DEG}
+
+
+@dataclass
+class DemoSpec:
+    """Parameters of the demo dataset (all saved in ``truth.json``).
+
+    Attributes
+    ----------
+    n_subjects, n_runs : int
+        Subjects, and runs per subject (even: every pair of runs shows every stimulus once).
+    t_r_s : float
+        Repetition time (s).
+    grid_shape : tuple of int
+        Voxel grid of the BOLD images; voxel size ``voxel_mm`` (mm, isotropic).
+    n_roi_voxels : int
+        Voxels per ROI.
+    planted : dict
+        ROI name -> EfficientNet-Lite0 layer its voxels read out (``None``: no signal).
+    signal_psc, noise_psc, drift_psc, motion_psc : float
+        Amplitudes in percent signal change: stimulus-response std across stimuli, AR(1) noise
+        std, slow drift, and motion-like confound loading at the brain edge.
+    ar1_rho : float
+        Lag-1 autocorrelation of the noise.
+    trial_jitter_psc : float
+        Trial-to-trial variability of a voxel's response to the same stimulus.
+    seed : int
+        Seed of every random draw.
+    """
+
+    n_subjects: int = 2
+    n_runs: int = 4
+    t_r_s: float = 2.0
+    grid_shape: tuple = (18, 18, 12)
+    voxel_mm: float = 3.0
+    n_roi_voxels: int = 120
+    planted: dict = field(
+        default_factory=lambda: {"early": "stage2", "late": "stage6", "null": None}
+    )
+    spatial_pool: int = 4
+    units_per_voxel: int = 16
+    signal_psc: float = 2.0
+    noise_psc: float = 0.8
+    drift_psc: float = 1.0
+    motion_psc: float = 2.0
+    ar1_rho: float = 0.3
+    trial_jitter_psc: float = 0.2
+    stim_duration_s: float = 1.0
+    isi_range_s: tuple = (3.0, 5.0)
+    lead_in_s: float = 8.0
+    tail_s: float = 16.0
+    seed: int = 0
+
+
+def draw_stimulus(shape: str, colour: str, orientation_deg: float, *, size: int = 224):
+    """Draw one stimulus: a shape filled with oriented coloured stripes on grey.
+
+    Parameters
+    ----------
+    shape : str
+        One of ``SHAPES`` (the high-level factor).
+    colour : str
+        One of ``COLOURS`` (low-level).
+    orientation_deg : float
+        Stripe orientation in degrees (low-level).
+    size : int
+        Image side (pixels).
+
+    Returns
+    -------
+    image : PIL.Image.Image
+        RGB image, ``size x size``.
+    """
+    from PIL import Image, ImageDraw
+
+    yy, xx = np.mgrid[0:size, 0:size].astype(float)
+    theta = np.deg2rad(orientation_deg)
+    phase = (xx * np.cos(theta) + yy * np.sin(theta)) * 2 * np.pi / 16.0
+    stripes = 0.5 + 0.5 * np.sign(np.sin(phase))
+    rgb = np.array(COLOURS[colour], dtype=float)
+    texture = stripes[..., None] * rgb + (1 - stripes[..., None]) * (0.35 * rgb)
+    mask_img = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(mask_img)
+    c, r = size / 2, size * 0.36
+    if shape == "circle":
+        draw.ellipse([c - r, c - r, c + r, c + r], fill=255)
+    elif shape == "square":
+        s = r * 0.88
+        draw.rectangle([c - s, c - s, c + s, c + s], fill=255)
+    elif shape == "triangle":
+        draw.polygon([(c, c - r), (c + r, c + 0.8 * r), (c - r, c + 0.8 * r)], fill=255)
+    elif shape == "star":
+        pts = []
+        for k in range(10):
+            rad = r if k % 2 == 0 else r * 0.42
+            ang = -np.pi / 2 + k * np.pi / 5
+            pts.append((c + rad * np.cos(ang), c + rad * np.sin(ang)))
+        draw.polygon(pts, fill=255)
+    else:
+        raise ValueError(f"Unknown shape '{shape}': expected one of {SHAPES}.")
+    mask = np.asarray(mask_img, dtype=float)[..., None] / 255.0
+    background = np.full((size, size, 3), 128.0)
+    pixels = mask * texture + (1 - mask) * background
+    return Image.fromarray(pixels.round().astype(np.uint8), mode="RGB")
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def _stimulus_table() -> pd.DataFrame:
+    rows = []
+    for shape in SHAPES:
+        for colour in COLOURS:
+            for ori in ORIENTATIONS_DEG:
+                rows.append(
+                    {
+                        "stim_file": f"{shape}_{colour}_ori{ori:03d}.png",
+                        "shape": shape,
+                        "colour": colour,
+                        "orientation_deg": ori,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _planted_features(stim_paths: list[Path], layers: list[str], spatial_pool: int) -> dict:
+    from brainalign.features import build_model, extract_features
+
+    spec = {"architecture": "efficientnet_lite0", "weights": "shipped", "seed": 0}
+    model = build_model(spec)
+    return extract_features(
+        model, "efficientnet_lite0", stim_paths, layers, spatial_pool=spatial_pool, device="cpu"
+    )
+
+
+def _zscore_columns(x: np.ndarray) -> np.ndarray:
+    sd = x.std(axis=0)
+    keep = sd > 1e-8 * max(float(sd.max()), 1e-30)
+    return (x[:, keep] - x[:, keep].mean(axis=0)) / sd[keep]
+
+
+def _brain_mask(shape: tuple) -> np.ndarray:
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
+    return (grid**2).sum(axis=0) <= 0.95
+
+
+def _roi_blocks(brain: np.ndarray, names: list[str], n_vox: int) -> np.ndarray:
+    """Place each ROI as a compact blob of ``n_vox`` in-brain voxels, well apart."""
+    shape = np.array(brain.shape)
+    centres = {
+        0: np.array([0.35, 0.35, 0.5]),
+        1: np.array([0.65, 0.35, 0.5]),
+        2: np.array([0.5, 0.68, 0.5]),
+    }
+    labels = np.zeros(brain.shape, dtype=np.int16)
+    coords = np.argwhere(brain)
+    for i, _name in enumerate(names):
+        centre = centres[i % 3] * (shape - 1)
+        free = coords[labels[tuple(coords.T)] == 0]
+        dist = np.linalg.norm(free - centre, axis=1)
+        chosen = free[np.argsort(dist, kind="stable")[:n_vox]]
+        labels[tuple(chosen.T)] = i + 1
+    return labels
+
+
+def _run_schedule(rng: np.random.Generator, n_stim: int, n_runs: int) -> list[np.ndarray]:
+    """Each pair of runs shows every stimulus once, split at random between the two runs."""
+    runs = []
+    for _ in range(n_runs // 2):
+        order = rng.permutation(n_stim)
+        half = n_stim // 2
+        runs += [order[:half], order[half:]]
+    return runs
+
+
+def _ar1(rng: np.random.Generator, n_t: int, n_v: int, rho: float, sd: float) -> np.ndarray:
+    eps = rng.standard_normal((n_t, n_v)) * sd * np.sqrt(1 - rho**2)
+    out = np.empty_like(eps)
+    out[0] = rng.standard_normal(n_v) * sd
+    for t in range(1, n_t):
+        out[t] = rho * out[t - 1] + eps[t]
+    return out
+
+
+def make_demo_dataset(outdir: str | Path, *, spec: DemoSpec | None = None) -> Path:
+    """Write the demo study: ``outdir/bids`` (BIDS) and ``outdir/truth.json`` (planted truth).
+
+    The folder is built in a temporary sibling and moved into place at the end, so an
+    interrupted run never leaves a partial dataset behind.
+
+    Parameters
+    ----------
+    outdir : str or Path
+        Destination folder; must not exist yet.
+    spec : DemoSpec, optional
+        Dataset parameters (default: ``DemoSpec()``).
+
+    Returns
+    -------
+    bids_dir : Path
+        ``outdir/bids``.
+    """
+    import nibabel as nib
+    from nilearn.glm.first_level import compute_regressor
+
+    spec = spec or DemoSpec()
+    outdir = Path(outdir)
+    if outdir.exists():
+        raise FileExistsError(
+            f"Demo output folder {outdir} already exists: expected a new path. "
+            "Remove it or choose another."
+        )
+    if spec.n_runs < 2 or spec.n_runs % 2:
+        raise ValueError(f"DemoSpec.n_runs must be even and >= 2, got {spec.n_runs}.")
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.partial-", dir=outdir.parent))
+    try:
+        _write_demo(tmp, spec, nib, compute_regressor)
+        tmp.rename(outdir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return outdir / "bids"
+
+
+def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
+    rng = np.random.default_rng(spec.seed)
+    bids = root / "bids"
+    (bids / "stimuli").mkdir(parents=True)
+    stim = _stimulus_table()
+    paths = []
+    for row in stim.itertuples():
+        path = bids / "stimuli" / row.stim_file
+        draw_stimulus(row.shape, row.colour, row.orientation_deg).save(path)
+        paths.append(path)
+    n_stim = len(stim)
+
+    layers = sorted({v for v in spec.planted.values() if v})
+    feats = _planted_features(paths, layers, spec.spatial_pool)
+    feats = {k: _zscore_columns(v.astype(np.float64)) for k, v in feats.items()}
+
+    roi_names = list(spec.planted)
+    brain = _brain_mask(spec.grid_shape)
+    labels = _roi_blocks(brain, roi_names, spec.n_roi_voxels)
+    n_vox = int(brain.sum())
+    vox_labels = labels[brain]
+    # distance of each brain voxel from the centre (0 centre .. 1 edge): motion loads on the edge
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in spec.grid_shape], indexing="ij"))
+    edge = np.sqrt((grid**2).sum(axis=0))[brain] / np.sqrt(0.95)
+
+    affine = np.diag([spec.voxel_mm] * 3 + [1.0])
+    affine[:3, 3] = -np.array(spec.grid_shape) * spec.voxel_mm / 2
+
+    _write_json(
+        bids / "dataset_description.json",
+        {
+            "Name": "brainalign demo: event-related fMRI with planted DNN-layer readouts",
+            "BIDSVersion": "1.10.0",
+            "DatasetType": "raw",
+            "License": "CC0",
+            "Authors": ["brainalign"],
+            "GeneratedBy": [{"Name": "brainalign demo-data", "Version": __version__}],
+        },
+    )
+    (bids / "README").write_text(
+        "Synthetic event-related fMRI study generated by `brainalign demo-data` "
+        f"(seed {spec.seed}).\n\n{n_stim} images (stimuli/) cross a low-level factor (colour x "
+        "stripe orientation) with a high-level factor (shape). Each image is shown once in each "
+        "pair of runs. Voxel responses are simulated; the planted truth is in ../truth.json.\n"
+    )
+    (bids / "CHANGES").write_text("1.0.0 2026-11-28\n  - Generated by brainalign demo-data.\n")
+    _write_json(
+        bids / "task-demo_bold.json",
+        {
+            "TaskName": "demo",
+            "RepetitionTime": spec.t_r_s,
+            "TaskDescription": "Passive viewing of coloured, striped shapes (1 s each).",
+        },
+    )
+    _write_json(
+        bids / "task-demo_events.json",
+        {
+            "onset": {"Description": "Stimulus onset from the first volume", "Units": "s"},
+            "duration": {"Description": "Stimulus duration", "Units": "s"},
+            "trial_type": {
+                "Description": "Shape category of the stimulus",
+                "Levels": {s: f"a {s}" for s in SHAPES},
+            },
+            "stim_file": {"Description": "Image shown, relative to stimuli/"},
+            "colour": {"Description": "Stripe colour (low-level factor)"},
+            "orientation_deg": {
+                "Description": "Stripe orientation (low-level factor)",
+                "Units": "degree",
+            },
+        },
+    )
+    subjects = [f"{i + 1:02d}" for i in range(spec.n_subjects)]
+    pd.DataFrame(
+        {
+            "participant_id": [f"sub-{s}" for s in subjects],
+            "age": rng.integers(20, 40, len(subjects)),
+            "sex": ["F", "M"] * (len(subjects) // 2) + ["F"] * (len(subjects) % 2),
+        }
+    ).to_csv(bids / "participants.tsv", sep="\t", index=False)
+    _write_json(
+        bids / "participants.json",
+        {
+            "age": {"Description": "Age", "Units": "year"},
+            "sex": {"Description": "Sex", "Levels": {"F": "female", "M": "male"}},
+        },
+    )
+
+    rois = bids / "derivatives" / "rois"
+    rois.mkdir(parents=True)
+    _write_json(
+        rois / "dataset_description.json",
+        {
+            "Name": "brainalign demo ROI atlas",
+            "BIDSVersion": "1.10.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "brainalign demo-data", "Version": __version__}],
+        },
+    )
+    pd.DataFrame({"index": range(1, len(roi_names) + 1), "name": roi_names}).to_csv(
+        rois / "desc-demo_dseg.tsv", sep="\t", index=False
+    )
+
+    truth = {
+        "spec": asdict(spec),
+        "model": "efficientnet_lite0",
+        "subjects": {},
+        "stimuli": stim.to_dict(orient="list"),
+    }
+    for sub in subjects:
+        # per-stimulus responses (n_stim, n_vox) in percent signal change
+        resp = np.zeros((n_stim, n_vox))
+        for i, name in enumerate(roi_names):
+            layer = spec.planted[name]
+            idx = np.flatnonzero(vox_labels == i + 1)
+            if layer is None:
+                continue
+            f = feats[layer]
+            w = np.zeros((f.shape[1], idx.size))
+            for j in range(idx.size):  # each voxel pools a random handful of units
+                w[rng.choice(f.shape[1], spec.units_per_voxel, replace=False), j] = (
+                    rng.standard_normal(spec.units_per_voxel)
+                )
+            r = f @ w
+            r = (r - r.mean(0)) / r.std(0)
+            resp[:, idx] = spec.signal_psc * r
+        baseline = 800 + 400 * rng.random(n_vox)
+        motion_w = rng.standard_normal((6, n_vox)) * spec.motion_psc * edge**2
+        (rois / f"sub-{sub}" / "anat").mkdir(parents=True)
+        nib.save(
+            nib.Nifti1Image(labels, affine),
+            rois / f"sub-{sub}" / "anat" / f"sub-{sub}_desc-demo_dseg.nii.gz",
+        )
+        func = bids / f"sub-{sub}" / "func"
+        func.mkdir(parents=True)
+        for run, stim_idx in enumerate(_run_schedule(rng, n_stim, spec.n_runs), start=1):
+            isis = rng.uniform(*spec.isi_range_s, size=stim_idx.size)
+            onsets = spec.lead_in_s + np.concatenate(
+                [[0.0], np.cumsum(spec.stim_duration_s + isis[:-1])]
+            )
+            n_scans = int(np.ceil((onsets[-1] + spec.tail_s) / spec.t_r_s))
+            frame_times = np.arange(n_scans) * spec.t_r_s
+            regs = np.column_stack(
+                [
+                    compute_regressor(
+                        np.array([[o], [spec.stim_duration_s], [1.0]]), "spm", frame_times
+                    )[0][:, 0]
+                    for o in onsets
+                ]
+            )
+            regs /= regs.max(axis=0)  # unit peak: amplitudes are peak percent signal change
+            amps = resp[stim_idx] + rng.standard_normal((stim_idx.size, n_vox)) * (
+                spec.trial_jitter_psc * (vox_labels > 0)
+            )
+            signal = regs @ amps
+            k = np.arange(1, 4)
+            drift = np.cos(np.pi * np.outer(frame_times / frame_times[-1], k)) @ (
+                rng.standard_normal((k.size, n_vox)) * spec.drift_psc / np.sqrt(k.size)
+            )
+            steps = rng.standard_normal((n_scans, 6)) * 0.3
+            motion = np.cumsum(steps, axis=0)
+            motion -= motion.mean(0)
+            noise = _ar1(rng, n_scans, n_vox, spec.ar1_rho, spec.noise_psc)
+            psc = signal + drift + motion @ motion_w + noise
+            data = np.zeros((*spec.grid_shape, n_scans), dtype=np.float32)
+            data[brain] = (baseline * (1 + psc / 100)).T
+            img = nib.Nifti1Image(data, affine)
+            img.header.set_xyzt_units("mm", "sec")
+            img.header["pixdim"][4] = spec.t_r_s
+            stem = f"sub-{sub}_task-demo_run-{run}"
+            nib.save(img, func / f"{stem}_bold.nii.gz")
+            rows = stim.iloc[stim_idx]
+            pd.DataFrame(
+                {
+                    "onset": onsets.round(3),
+                    "duration": spec.stim_duration_s,
+                    "trial_type": rows["shape"].to_numpy(),
+                    "stim_file": rows["stim_file"].to_numpy(),
+                    "colour": rows["colour"].to_numpy(),
+                    "orientation_deg": rows["orientation_deg"].to_numpy(),
+                }
+            ).to_csv(func / f"{stem}_events.tsv", sep="\t", index=False)
+        truth["subjects"][sub] = {
+            "roi_n_voxels": {n: int((vox_labels == i + 1).sum()) for i, n in enumerate(roi_names)}
+        }
+    truth["planted"] = dict(spec.planted)
+    truth["note"] = (
+        "ROI voxels are a random linear readout of the z-scored, "
+        f"{spec.spatial_pool}x{spec.spatial_pool}-pooled activations of the planted "
+        "EfficientNet-Lite0 layer (shipped ImageNet weights)."
+    )
+    _write_json(root / "truth.json", truth)

@@ -1,0 +1,289 @@
+"""Glue between Snakemake and the package: derivative paths, target lists, the job context.
+
+Everything here is a plain function of plain arguments so it can be unit-tested without
+Snakemake; the rules call these and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+from brainalign import __version__
+from brainalign.errors import BrainAlignError
+
+__all__ = ["DerivPaths", "job_context", "derivative_description", "check_dataset_against_config"]
+
+
+class DerivPaths:
+    """Every derivative path of the workflow, built from BIDS entities in one place.
+
+    Parameters
+    ----------
+    output_dir : str
+        Root of the derivative dataset.
+
+    Notes
+    -----
+    Methods return Snakemake patterns when given wildcard strings such as ``"{subject}"``
+    and concrete paths when given values.
+    """
+
+    def __init__(self, output_dir: str):
+        self.root = str(output_dir).rstrip("/")
+
+    def _p(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def description(self) -> str:
+        """``dataset_description.json`` of the derivative dataset."""
+        return self._p("dataset_description.json")
+
+    def runs_manifest(self) -> str:
+        """Table of the selected runs."""
+        return self._p("manifest", "runs.tsv")
+
+    def stimuli_manifest(self) -> str:
+        """Table of the stimulus set (row order of every per-stimulus array)."""
+        return self._p("manifest", "stimuli.tsv")
+
+    def _func(self, subject: str, task: str, run: str, desc: str, suffix: str) -> str:
+        name = f"sub-{subject}_task-{task}_run-{run}_desc-{desc}_{suffix}"
+        return self._p(f"sub-{subject}", "func", name)
+
+    def preproc_bold(self, subject: str, task: str, run: str) -> str:
+        """Preprocessed BOLD (percent signal change)."""
+        return self._func(subject, task, run, "preproc", "bold.nii.gz")
+
+    def brain_mask(self, subject: str, task: str, run: str) -> str:
+        """Brain mask of one run."""
+        return self._func(subject, task, run, "brain", "mask.nii.gz")
+
+    def confounds(self, subject: str, task: str, run: str) -> str:
+        """Confound time series of one run."""
+        return self._func(subject, task, run, "confounds", "timeseries.tsv")
+
+    def trial_betas(self, subject: str, task: str, run: str) -> str:
+        """Single-trial betas of one run (4D NIfTI, one volume per trial)."""
+        return self._func(subject, task, run, "singletrial", "statmap.nii.gz")
+
+    def trial_table(self, subject: str, task: str, run: str) -> str:
+        """The trials behind each beta volume."""
+        return self._func(subject, task, run, "singletrial", "trials.tsv")
+
+    def responses(self, subject: str) -> str:
+        """Per-stimulus ROI responses with split halves and noise ceilings (npz)."""
+        return self._p(f"sub-{subject}", "func", f"sub-{subject}_desc-stimulus_responses.npz")
+
+    def features(self, model: str, layer: str) -> str:
+        """Features of one layer (npz: features, stimuli)."""
+        return self._p("features", f"model-{model}", f"model-{model}_layer-{layer}_features.npz")
+
+    def layer_rdms(self, model: str) -> str:
+        """RDMs of every configured layer of one model (npz)."""
+        return self._p("features", f"model-{model}", f"model-{model}_desc-layers_rdms.npz")
+
+    def voxel_scores(self, subject: str, model: str, layer: str) -> str:
+        """Per-voxel encoding scores of one layer."""
+        return self._p(
+            f"sub-{subject}",
+            "encoding",
+            f"sub-{subject}_model-{model}_layer-{layer}_voxelscores.tsv",
+        )
+
+    def encoding_summary(self, subject: str) -> str:
+        """Per-ROI encoding scores of one subject."""
+        return self._p(f"sub-{subject}", "encoding", f"sub-{subject}_desc-summary_scores.tsv")
+
+    def roi_rdms(self, subject: str) -> str:
+        """ROI RDMs and their split-half reliabilities of one subject (npz)."""
+        return self._p(f"sub-{subject}", "rsa", f"sub-{subject}_desc-rois_rdms.npz")
+
+    def rsa_scores(self, subject: str, model: str) -> str:
+        """RSA comparison of one subject's ROIs with one model's layers."""
+        return self._p(f"sub-{subject}", "rsa", f"sub-{subject}_model-{model}_scores.tsv")
+
+    def scores(self) -> str:
+        """Group table of every score."""
+        return self._p("group", "scores.tsv")
+
+    def report(self) -> str:
+        """HTML report."""
+        return self._p("group", "report.html")
+
+    def log(self, rule: str, name: str) -> str:
+        """Log file of one job."""
+        return self._p("logs", rule, f"{name}.log")
+
+
+def derivative_description(bids_dir: str, *, container: str | None = None) -> dict:
+    """``dataset_description.json`` content of the derivative dataset.
+
+    Parameters
+    ----------
+    bids_dir : str
+        The source dataset.
+    container : str, optional
+        Container image that ran the steps.
+
+    Returns
+    -------
+    description : dict
+    """
+    generated = {
+        "Name": "brainalign",
+        "Version": __version__,
+        "CodeURL": "https://github.com/brainalign/brainalign",
+    }
+    if container:
+        generated["Container"] = {"Type": "docker", "Tag": container}
+    return {
+        "Name": "brainalign derivatives",
+        "BIDSVersion": "1.10.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [generated],
+        "SourceDatasets": [{"URL": Path(bids_dir).resolve().as_uri()}],
+    }
+
+
+class _WildcardFilter(logging.Filter):
+    def __init__(self, tag: str):
+        super().__init__()
+        self.tag = tag
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.job = self.tag
+        return True
+
+
+@contextlib.contextmanager
+def job_context(smk) -> Iterator[logging.Logger]:
+    """Run a rule's script body with logging, thread limits and a version check.
+
+    Sends log records of ``brainalign`` (and warnings) to the rule's log file, tagging every
+    line with the job's wildcards; limits BLAS and torch threads to the job's ``threads``;
+    checks that the installed package is the version the workflow was built with
+    (``params.version``); logs any exception with its traceback and re-raises it so Snakemake
+    marks the job failed and removes its outputs.
+
+    Parameters
+    ----------
+    smk : snakemake.script.Snakemake
+        The ``snakemake`` object of a ``script:`` rule.
+
+    Yields
+    ------
+    logger : logging.Logger
+        Logger for the script.
+    """
+    from threadpoolctl import threadpool_limits
+
+    wildcards = dict(smk.wildcards.items()) if hasattr(smk.wildcards, "items") else {}
+    tag = " ".join(f"{k}={v}" for k, v in wildcards.items()) or smk.rule
+    log_path = smk.log[0] if len(smk.log) else None
+    handler: logging.Handler
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_path, mode="w")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s %(levelname)s [{smk.rule} %(job)s] %(name)s: %(message)s")
+    )
+    handler.addFilter(_WildcardFilter(tag))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    logger = logging.getLogger(f"brainalign.rule.{smk.rule}")
+    threads = int(getattr(smk, "threads", 1) or 1)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        expected = getattr(smk.params, "version", None)
+        if expected is not None and expected != __version__:
+            raise BrainAlignError(
+                f"Rule {smk.rule}: the workflow is brainalign {expected} but this job's "
+                f"environment has brainalign {__version__}. Rebuild the environment/container "
+                "at the workflow's version."
+            )
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:  # analysis environments need not have torch
+            pass
+        with threadpool_limits(limits=threads):
+            logger.info("start (threads=%d, brainalign %s)", threads, __version__)
+            yield logger
+            logger.info("done")
+    except BaseException:
+        logger.error("failed:\n%s", traceback.format_exc())
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def check_dataset_against_config(index, config: dict) -> None:
+    """Cross-checks between the indexed dataset and the configuration, at DAG construction.
+
+    Parameters
+    ----------
+    index : brainalign.bids.DatasetIndex
+    config : dict
+        Validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        Folds outnumber stimuli.
+    BIDSInputError
+        An ROI atlas or labels file is missing, or names an ROI the labels TSV lacks.
+    """
+    from brainalign.errors import BIDSInputError, ConfigError
+    from brainalign.io import read_tsv
+
+    n_stim = len(index.stimuli)
+    ridge = config["encoding"]["ridge"]
+    # the inner split sees only the outer training set
+    n_train = n_stim - -(-n_stim // ridge["n_folds"])
+    if ridge["n_folds"] > n_stim or ridge["n_inner_folds"] > n_train:
+        raise ConfigError(
+            f"Config keys 'encoding.ridge.n_folds' ({ridge['n_folds']}) / 'n_inner_folds' "
+            f"({ridge['n_inner_folds']}): expected at most {n_stim} outer and {n_train} inner "
+            f"folds for this dataset's {n_stim} stimuli. Lower them."
+        )
+    rois = config["fmri"]["rois"]
+
+    def _abs(p: str) -> Path:
+        return Path(p) if Path(p).is_absolute() else index.bids_dir / p
+
+    labels = _abs(rois["labels"])
+    if not labels.is_file():
+        raise BIDSInputError(
+            f"ROI labels file {labels} (config key 'fmri.rois.labels') does not exist: expected "
+            "a TSV with columns index, name. Fix the path."
+        )
+    table = read_tsv(labels)
+    if not {"index", "name"}.issubset(table.columns):
+        raise BIDSInputError(
+            f"ROI labels file {labels}: expected columns index, name; got {list(table.columns)}."
+        )
+    unknown = [n for n in rois["names"] if n not in set(table["name"].astype(str))]
+    if unknown:
+        raise ConfigError(
+            f"Config key 'fmri.rois.names' lists {unknown}, which {labels} does not define: "
+            f"expected names from {table['name'].astype(str).tolist()}."
+        )
+    for sub in index.subjects:
+        dseg = _abs(rois["dseg"].format(subject=sub))
+        if not dseg.is_file():
+            raise BIDSInputError(
+                f"sub-{sub}: ROI atlas {dseg} (config key 'fmri.rois.dseg') does not exist. "
+                "Add the atlas or fix the path template."
+            )
