@@ -121,7 +121,20 @@ def validate_config(config: Mapping, *, base_dir: str | Path = ".") -> dict:
         )
     _fill_defaults(config, schema)
     _check_cross_fields(config, Path(base_dir))
-    return config
+    return _sorted_keys(config)
+
+
+def _sorted_keys(node: Any) -> Any:
+    """Sort mapping keys recursively (lists keep their order).
+
+    Rules receive config slices as ``params``; with sorted keys, reordering a YAML file does not
+    look like a parameter change to Snakemake, so it reruns nothing.
+    """
+    if isinstance(node, Mapping):
+        return {k: _sorted_keys(node[k]) for k in sorted(node)}
+    if isinstance(node, list):
+        return [_sorted_keys(v) for v in node]
+    return node
 
 
 def _check_cross_fields(config: dict, base_dir: Path) -> None:

@@ -56,12 +56,12 @@ def preprocess_light(bold_img, *, fwhm_mm: float = 0.0, n_confounds: int = 5):
     """
     import nibabel as nib
     from nilearn.image import high_variance_confounds, load_img, smooth_img
-    from nilearn.masking import apply_mask, compute_epi_mask, unmask
+    from nilearn.masking import apply_mask, unmask
 
     img = load_img(bold_img)
     if img.ndim != 4:
         raise DataShapeError(f"BOLD image must be 4D, got shape {img.shape}.")
-    mask = compute_epi_mask(img)
+    mask = _epi_mask(img)
     if fwhm_mm > 0:
         img = smooth_img(img, fwhm_mm)
     data = apply_mask(img, mask).astype(np.float64)  # (n_volumes, n_voxels)
@@ -82,6 +82,24 @@ def preprocess_light(bold_img, *, fwhm_mm: float = 0.0, n_confounds: int = 5):
         conf = np.zeros((data.shape[0], 0))
     confounds = pd.DataFrame(conf, columns=[f"hv_{i:02d}" for i in range(conf.shape[1])])
     return preproc, mask, confounds
+
+
+def _epi_mask(img):
+    """Nilearn's EPI mask; for thin volumes (a few slices) where the morphological opening
+    erases everything, retry without opening and connectivity and say so.
+    """
+    import warnings
+
+    from nilearn.masking import compute_epi_mask
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mask = compute_epi_mask(img)
+    if np.asanyarray(mask.dataobj).any():
+        return mask
+    logger.warning("EPI mask with opening=2 is empty (volume %s too thin); retrying without "
+                   "opening", img.shape[:3])
+    return compute_epi_mask(img, opening=0, connected=False)
 
 
 def edge_mask(mask_img, *, width_vox: int = 2):
@@ -337,6 +355,12 @@ def roi_voxel_labels(dseg_img, mask_img, labels: pd.DataFrame, names: Sequence[s
     values = np.rint(apply_mask(dseg_img, mask_img)).astype(int)
     lut = dict(zip(labels["index"].astype(int), labels["name"].astype(str), strict=True))
     names = list(names) or [n for i, n in lut.items() if i != 0]
+    undefined = [n for n in names if n not in lut.values()]
+    if undefined:
+        raise BIDSInputError(
+            f"ROI(s) {undefined} are not defined in the labels table: expected names from "
+            f"{sorted(lut.values())}. Fix fmri.rois.names or the labels TSV."
+        )
     out = np.array(
         [lut.get(v, "") if lut.get(v, "") in names else "" for v in values], dtype=object
     )

@@ -13,9 +13,7 @@ from brainalign.errors import DataShapeError
 # RidgeCV with one penalty == scikit-learn Ridge on standardised features
 
 
-@pytest.mark.parametrize(
-    ("n_samples", "n_features"), [(40, 8), (25, 60)], ids=["n>p", "p>n"]
-)
+@pytest.mark.parametrize(("n_samples", "n_features"), [(40, 8), (25, 60)], ids=["n>p", "p>n"])
 @pytest.mark.parametrize("alpha", [0.5, 30.0])
 def test_ridgecv_single_alpha_matches_sklearn(rng, n_samples, n_features, alpha):
     x = rng.standard_normal((n_samples, n_features)) * rng.uniform(0.5, 5, n_features) + 3.0
@@ -30,8 +28,9 @@ def test_ridgecv_single_alpha_matches_sklearn(rng, n_samples, n_features, alpha)
     got = model.predict(x_new)
     # tolerance: 1e-8 relative to the prediction scale
     np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-8 * np.abs(expected).max())
-    np.testing.assert_allclose(model.coef_, ref.coef_.T, rtol=1e-8,
-                               atol=1e-8 * np.abs(ref.coef_).max())
+    np.testing.assert_allclose(
+        model.coef_, ref.coef_.T, rtol=1e-8, atol=1e-8 * np.abs(ref.coef_).max()
+    )
     np.testing.assert_allclose(model.intercept_, ref.intercept_, rtol=1e-10)
     np.testing.assert_array_equal(model.alpha_, np.full(4, alpha))
 
@@ -101,8 +100,12 @@ def test_ridgecv_alpha_choice_matches_brute_force(rng):
     scaler = StandardScaler().fit(x)
     for j in range(n_targets):
         ref = Ridge(alpha=model.alpha_[j]).fit(scaler.transform(x), y[:, j])
-        np.testing.assert_allclose(model.predict(x)[:, j], ref.predict(scaler.transform(x)),
-                                   rtol=1e-8, atol=1e-8 * np.abs(y[:, j]).max())
+        np.testing.assert_allclose(
+            model.predict(x)[:, j],
+            ref.predict(scaler.transform(x)),
+            rtol=1e-8,
+            atol=1e-8 * np.abs(y[:, j]).max(),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,5 +201,6 @@ def test_pearson_columns_constant_column_is_zero(rng):
     b = rng.standard_normal((10, 3))
     r = pearson_columns(a, b)
     assert r[1] == 0.0
-    np.testing.assert_allclose(r[[0, 2]], [pearsonr(a[:, j], b[:, j])[0] for j in (0, 2)],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        r[[0, 2]], [pearsonr(a[:, j], b[:, j])[0] for j in (0, 2)], rtol=1e-12
+    )

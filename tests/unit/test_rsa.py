@@ -73,8 +73,9 @@ def test_zscore_features_drops_constant_columns(rng):
     assert z.shape == (12, 4)
     np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-12)
     np.testing.assert_allclose(z.std(0), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(z, zscore(x[:, [0, 1, 3, 5]], axis=0, ddof=0), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        z, zscore(x[:, [0, 1, 3, 5]], axis=0, ddof=0), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_zscore_features_all_constant_gives_empty():
@@ -92,7 +93,9 @@ def test_rdm_reliability_planted(rng):
 
     # independent noise: the two RDMs share nothing (average over 5 draws, SE ~ 0.02)
     null = [
-        rdm_reliability(rng.standard_normal((n_stim, n_chan)), rng.standard_normal((n_stim, n_chan)))
+        rdm_reliability(
+            rng.standard_normal((n_stim, n_chan)), rng.standard_normal((n_stim, n_chan))
+        )
         for _ in range(5)
     ]
     assert abs(np.mean(null)) < 0.1

@@ -1,0 +1,39 @@
+# Two commands (see README.md):
+#   make demo   set up .venv with pinned dependencies, write the demo dataset, run the workflow
+#   make test   set up .venv (+ test tools), then ruff, snakefmt --check, snakemake --lint, pytest
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+STAMP := $(VENV)/.brainalign-installed
+
+.PHONY: venv demo demo-data test lint clean
+
+venv: $(STAMP)
+
+# torch and torchvision are pinned in requirements.txt and installed in this one pip command.
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+demo/truth.json: | $(STAMP)
+	rm -rf demo
+	$(BIN)/brainalign demo-data demo
+
+demo-data: demo/truth.json
+
+demo: demo/truth.json
+	$(BIN)/snakemake --cores $(CORES)
+
+lint: demo/truth.json
+	$(BIN)/ruff check src scripts tests benchmarks
+	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/snakemake --lint
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf results demo .snakemake

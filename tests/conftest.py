@@ -1,0 +1,67 @@
+"""Shared fixtures: the demo dataset (generated once per session) and a Snakemake runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    """The built-in demo study (bids/ + truth.json), generated once for the session."""
+    from brainalign.demo import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("demo") / "demo"
+    make_demo_dataset(root)
+    return root
+
+
+def make_config(workdir: Path, bids_dir: Path, **sections) -> Path:
+    """Write the repo's config with bids_dir pointed at ``bids_dir`` and sections updated."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["bids"]["bids_dir"] = str(bids_dir)
+    cfg["output_dir"] = "results"
+    for key, value in sections.items():
+        node = cfg
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def run_snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 1800):
+    """Run the workflow's Snakefile in ``workdir`` (a subprocess, like a user would)."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(configfile), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run into {rule: count}."""
+    counts, in_table = {}, False
+    for line in stdout.splitlines():
+        if line.startswith("Job stats"):
+            in_table = True
+            continue
+        if in_table:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                if parts[0] == "total":
+                    break
+                counts[parts[0]] = int(parts[1])
+    return counts

@@ -1,0 +1,47 @@
+"""Real BOLD (Haxby 2001, subject 1, one slice) through the light path and the trial GLM.
+
+Reference: nilearn's FirstLevelModel fitted on the same image with the same design matrix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign import fmri
+
+HAXBY = (Path(__file__).resolve().parents[3] / "shared" / "data" / "haxby2001_pymvpa"
+         / "haxby2001" / "sub001" / "BOLD" / "task001_run001")
+
+pytestmark = pytest.mark.skipif(
+    not HAXBY.is_dir(), reason=f"real data folder {HAXBY} is absent (../shared/data)")
+
+
+def test_light_path_and_trial_betas_match_nilearn_first_level_model():
+    from nilearn.glm.first_level import FirstLevelModel
+    from nilearn.masking import apply_mask
+
+    bold = HAXBY / "bold_1slice.nii.gz"
+    events = pd.read_csv(HAXBY / "bold_events.tsv", sep="\t")
+    preproc, mask, conf = fmri.preprocess_light(bold, n_confounds=3)
+    assert preproc.shape[3] == 121 and conf.shape == (121, 3)
+    data = apply_mask(preproc, mask)
+    # percent signal change: every voxel's time course has mean 0
+    assert np.abs(data.mean(0)).max() < 1e-3
+    design, cols = fmri.single_trial_design(events, data.shape[0], 2.5, confounds=conf)
+    assert len(cols) == len(events) == 8
+    betas = fmri.fit_single_trial_betas(data, design, cols, noise_model="ar1")
+
+    flm = FirstLevelModel(mask_img=mask, noise_model="ar1", minimize_memory=False,
+                          signal_scaling=False)
+    flm.fit(preproc, design_matrices=[design])
+    for i, col in enumerate(cols):
+        ref = apply_mask(flm.compute_contrast(col, output_type="effect_size"), mask)
+        np.testing.assert_allclose(betas[i], ref, rtol=1e-5, atol=1e-6)
+    # real signal: the face and house blocks evoke different patterns in ventral cortex
+    face = betas[events["trial_type"].to_numpy() == "face"][0]
+    house = betas[events["trial_type"].to_numpy() == "house"][0]
+    assert not np.allclose(face, house)
