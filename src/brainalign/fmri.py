@@ -85,8 +85,9 @@ def preprocess_light(bold_img, *, fwhm_mm: float = 0.0, n_confounds: int = 5):
 
 
 def _epi_mask(img):
-    """Nilearn's EPI mask; for thin volumes (a few slices) where the morphological opening
-    erases everything, retry without opening and connectivity and say so.
+    """Compute nilearn's EPI mask, retrying without opening where that empties it.
+
+    In thin volumes (a few slices) the morphological opening erases everything.
     """
     import warnings
 
