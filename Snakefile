@@ -17,9 +17,9 @@ include: "rules/rsa.smk"
 include: "rules/report.smk"
 
 
+# Every output of the study: the group scores table and the HTML report.
 rule all:
     default_target: True
-    """Every output of the study: the group scores table and the HTML report."""
     input:
         P.scores(),
         P.report(),

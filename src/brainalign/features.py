@@ -25,6 +25,8 @@ __all__ = [
     "load_images",
     "extract_features",
     "resolve_device",
+    "sparse_projection",
+    "REDUCERS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -175,7 +177,15 @@ def _tv_entry(name: str, module_paths: dict[str, str]) -> Architecture:
 
 
 _VGG16 = {
-    **{f"conv{b}": f"features.{i}" for b, i in zip(range(1, 6), (4, 9, 16, 23, 30), strict=True)},
+    **{
+        f"conv{b}_{k}": f"features.{i}"
+        for (b, k), i in zip(
+            [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3), (4, 1), (4, 2), (4, 3),
+             (5, 1), (5, 2), (5, 3)],
+            (1, 3, 6, 8, 11, 13, 15, 18, 20, 22, 25, 27, 29),
+            strict=True,
+        )
+    },
     "fc6": "classifier.1",
     "fc7": "classifier.4",
     "fc8": "classifier.6",
@@ -348,7 +358,45 @@ def _pool(tensor, spatial_pool: int) -> np.ndarray:
 
     if tensor.ndim == 4 and spatial_pool > 0:
         tensor = F.adaptive_avg_pool2d(tensor, spatial_pool)
-    return tensor.flatten(1).detach().to("cpu", dtype=tensor.dtype).float().numpy()
+    return tensor.flatten(1).detach().to("cpu").float().numpy()
+
+
+def _iter_batches(model, entry, image_paths, layers, *, batch_size, spatial_pool, image_size,
+                  dev):
+    import torch
+
+    with torch.inference_mode():
+        for start in range(0, len(image_paths), batch_size):
+            batch = load_images(image_paths[start : start + batch_size], image_size=image_size)
+            outputs = entry.forward_layers(model, batch.to(dev), layers)
+            yield {layer: _pool(outputs[layer], spatial_pool) for layer in layers}
+            del outputs
+
+
+def sparse_projection(n_features: int, n_components: int, *, seed: int = 0):
+    """Very sparse random projection matrix (Li, Hastie & Church 2006), as scikit-learn builds it.
+
+    Parameters
+    ----------
+    n_features : int
+        Input dimension.
+    n_components : int
+        Output dimension.
+    seed : int
+        Seed of the random matrix.
+
+    Returns
+    -------
+    components : scipy.sparse.csr_matrix, shape (n_components, n_features)
+        float32 entries ``+-sqrt(1 / density) / sqrt(n_components)`` with density
+        ``1 / sqrt(n_features)``; ``x @ components.T`` preserves distances in expectation.
+    """
+    import scipy.sparse as sp
+    from sklearn.random_projection import SparseRandomProjection
+
+    srp = SparseRandomProjection(n_components=n_components, density="auto", random_state=seed)
+    srp.fit(sp.csr_matrix((1, n_features), dtype=np.float32))
+    return srp.components_.astype(np.float32).tocsr()
 
 
 def extract_features(
@@ -361,8 +409,18 @@ def extract_features(
     spatial_pool: int = 4,
     image_size: int = 224,
     device: str = "auto",
+    reduce: str = "none",
+    n_components: int = 4096,
+    standardize: bool = False,
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Run a model on images, batch by batch, and return each requested layer's activations.
+
+    Only one batch of full activations is held in memory at a time. With ``reduce="srp"`` each
+    layer is streamed through a sparse random projection to ``n_components`` dimensions, so the
+    stored size no longer grows with the layer's width (an early VGG-16 layer has 3.2 M values
+    per image); with ``standardize`` a first pass computes each unit's mean and standard
+    deviation over the stimuli, and units are z-scored before the projection (two passes).
 
     Parameters
     ----------
@@ -382,29 +440,66 @@ def extract_features(
         Input side length in pixels.
     device : str
         "auto", "cpu" or "cuda[:N]".
+    reduce : {"none", "srp"}
+        Keep (pooled) activations, or a sparse random projection of them.
+    n_components : int
+        Output dimension of the projection (layers narrower than this are kept as they are).
+    standardize : bool
+        With ``reduce="srp"``: z-score every unit over the stimuli before projecting.
+    seed : int
+        Seed of the projection matrices (layer k uses ``seed + k``).
 
     Returns
     -------
     features : dict of str to ndarray, shape (n_images, n_features)
         float32 activations per layer.
     """
-    import torch
-
+    if reduce not in REDUCERS:
+        raise ConfigError(f"Unknown feature reduction '{reduce}': expected one of {REDUCERS}.")
     entry = ARCHITECTURES[architecture]
     dev = resolve_device(device)
     model = model.to(dev)
-    logger.info(
-        "extracting %d layers of %s for %d images on %s",
-        len(layers),
-        architecture,
-        len(image_paths),
-        dev,
-    )
+    logger.info("extracting %d layers of %s for %d images on %s (reduce=%s)",
+                len(layers), architecture, len(image_paths), dev, reduce)
+    kwargs = dict(batch_size=batch_size, spatial_pool=spatial_pool, image_size=image_size,
+                  dev=dev)
     chunks: dict[str, list] = {layer: [] for layer in layers}
-    with torch.inference_mode():
-        for start in range(0, len(image_paths), batch_size):
-            batch = load_images(image_paths[start : start + batch_size], image_size=image_size)
-            outputs = entry.forward_layers(model, batch.to(dev), layers)
+    if reduce == "none":
+        for feats in _iter_batches(model, entry, image_paths, layers, **kwargs):
             for layer in layers:
-                chunks[layer].append(_pool(outputs[layer], spatial_pool))
-    return {layer: np.concatenate(chunks[layer]).astype(np.float32) for layer in layers}
+                chunks[layer].append(feats[layer])
+        return {layer: np.concatenate(chunks[layer]).astype(np.float32) for layer in layers}
+
+    shift: dict[str, np.ndarray] = {}
+    scale: dict[str, np.ndarray] = {}
+    if standardize:
+        sums: dict[str, np.ndarray] = {}
+        sq: dict[str, np.ndarray] = {}
+        for feats in _iter_batches(model, entry, image_paths, layers, **kwargs):
+            for layer, x in feats.items():
+                x64 = x.astype(np.float64)
+                sums[layer] = sums.get(layer, 0.0) + x64.sum(0)
+                sq[layer] = sq.get(layer, 0.0) + (x64**2).sum(0)
+        n = len(image_paths)
+        for layer in layers:
+            mean = sums[layer] / n
+            sd = np.sqrt(np.maximum(sq[layer] / n - mean**2, 0.0))
+            shift[layer] = mean.astype(np.float32)
+            scale[layer] = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 1e-8 * sd.max()
+                                     ).astype(np.float32)
+    projections: dict = {}
+    for feats in _iter_batches(model, entry, image_paths, layers, **kwargs):
+        for k, (layer, x) in enumerate(feats.items()):
+            if standardize:
+                x = (x - shift[layer]) * scale[layer]
+            if x.shape[1] <= n_components:
+                chunks[layer].append(x.astype(np.float32))
+                continue
+            if layer not in projections:
+                projections[layer] = sparse_projection(x.shape[1], n_components, seed=seed + k)
+            chunks[layer].append(np.asarray(projections[layer] @ x.T).T.astype(np.float32))
+    return {layer: np.concatenate(chunks[layer]) for layer in layers}
+
+
+#: Feature reductions by config name (``features.reduce``).
+REDUCERS = ("none", "srp")

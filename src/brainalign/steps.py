@@ -266,7 +266,8 @@ def step_features(
     spec : Mapping
         ``features.models.<name>`` config entry.
     settings : Mapping
-        ``device``, ``batch_size``, ``spatial_pool``, ``image_size``.
+        ``device``, ``batch_size``, ``spatial_pool``, ``image_size``, ``reduce``,
+        ``n_components``, ``standardize`` (the ``features`` config section without models).
     outputs : Mapping of str to str
         Layer name -> output npz (``features`` (n_stimuli, n_features), ``stimuli``).
     """
@@ -283,6 +284,10 @@ def step_features(
         spatial_pool=settings["spatial_pool"],
         image_size=settings["image_size"],
         device=settings["device"],
+        reduce=settings["reduce"],
+        n_components=settings["n_components"],
+        standardize=settings["standardize"],
+        seed=int(spec.get("seed", 0)),
     )
     for layer, path in outputs.items():
         logger.info("model %s layer %s: features %s", name, layer, feats[layer].shape)
