@@ -67,7 +67,7 @@ def test_check_model_spec_unknown_layer():
 
 
 def test_check_model_spec_shipped_weights_for_vgg16():
-    spec = {"architecture": "vgg16", "weights": "shipped", "layers": ["conv1"]}
+    spec = {"architecture": "vgg16", "weights": "shipped", "layers": ["conv1_1"]}
     _raises(spec, "'shipped'", "features.models.mymodel.weights", "vgg16")
 
 
@@ -233,3 +233,33 @@ def test_registry_layers_exist_in_torchvision_models():
         assert len(entry.layers) == len(set(entry.layers))
     modules = dict(build_model(ALEX).named_modules())
     assert set(_ALEXNET.values()) <= set(modules)
+
+
+def test_sparse_random_projection_streams_and_preserves_rdm(tmp_path):
+    """reduce='srp': shape (n, n_components), and the RDM of the z-scored layer is preserved."""
+    from scipy.spatial.distance import pdist
+    from scipy.stats import pearsonr
+
+    from brainalign.demo import draw_stimulus
+    from brainalign.rsa import zscore_features
+
+    paths = []
+    for i, (shape, colour, ori) in enumerate(
+        [("circle", "red", 0), ("square", "blue", 60), ("star", "green", 120),
+         ("triangle", "yellow", 0), ("circle", "blue", 120), ("star", "red", 60)]):
+        p = tmp_path / f"s{i}.png"
+        draw_stimulus(shape, colour, ori).save(p)
+        paths.append(p)
+    model = build_model({"architecture": "alexnet", "weights": "random", "seed": 0})
+    full = extract_features(model, "alexnet", paths, ["conv1", "fc6"], spatial_pool=0,
+                            batch_size=4)
+    red = extract_features(model, "alexnet", paths, ["conv1", "fc6"], spatial_pool=0,
+                           batch_size=4, reduce="srp", n_components=512, standardize=True)
+    assert red["conv1"].shape == (6, 512) and red["fc6"].shape == (6, 512)
+    for layer in ("conv1", "fc6"):
+        ref = pdist(zscore_features(full[layer]))
+        # JL: 512 dimensions keep distances to a few percent
+        assert pearsonr(pdist(red[layer]), ref)[0] > 0.95
+    again = extract_features(model, "alexnet", paths, ["conv1"], spatial_pool=0, batch_size=3,
+                             reduce="srp", n_components=512, standardize=True)
+    np.testing.assert_allclose(again["conv1"], red["conv1"], rtol=1e-4, atol=1e-4)
