@@ -9,12 +9,20 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
-include: "rules/ingest.smk"
-include: "rules/fmri.smk"
 include: "rules/features.smk"
-include: "rules/encoding.smk"
 include: "rules/rsa.smk"
 include: "rules/report.smk"
+
+
+if MODE == "bids":
+
+    include: "rules/ingest.smk"
+    include: "rules/fmri.smk"
+    include: "rules/encoding.smk"
+
+else:
+
+    include: "rules/external.smk"
 
 
 # Every output of the study: the group scores table and the HTML report.

@@ -8,7 +8,7 @@ for _model, _spec in MODELS.items():
             f"features_extract_{_model}"
         input:
             stimuli=P.stimuli_manifest(),
-            images=[str(INDEX.stimuli_dir / s) for s in INDEX.stimuli],
+            images=STIMULUS_FILES,
         output:
             **{layer: P.features(_model, layer) for layer in _spec["layers"]},
         log:

@@ -1,10 +1,7 @@
 rule report_scores:
     """The tidy group table of every encoding and RSA score."""
     input:
-        encoding=expand(P.encoding_summary("{subject}"), subject=SUBJECTS),
-        rsa=expand(
-            P.rsa_scores("{subject}", "{model}"), subject=SUBJECTS, model=list(MODELS)
-        ),
+        tables=score_tables(),
     output:
         scores=P.scores(),
     log:
@@ -29,9 +26,9 @@ rule report_html:
     """HTML report: layer-by-ROI figures, RDM images, all scores and the run's provenance."""
     input:
         scores=P.scores(),
-        roi_rdms=expand(P.roi_rdms("{subject}"), subject=SUBJECTS),
+        brain_rdms=list(brain_rdm_files().values()),
         layer_rdms=expand(P.layer_rdms("{model}"), model=list(MODELS)),
-        runs=P.runs_manifest(),
+        stimuli=P.stimuli_manifest(),
     output:
         report=P.report(),
     log:
@@ -45,10 +42,12 @@ rule report_html:
         mem_mb=2000,
         runtime=10,
     params:
-        subjects=SUBJECTS,
+        brain_labels=list(brain_rdm_files()),
         models=list(MODELS),
         config=CFG,
-        dataset_path=str(INDEX.bids_dir),
+        dataset=(
+            CFG["bids"]["bids_dir"] if MODE == "bids" else CFG["external"]["stimuli"]
+        ),
         version=BRAINALIGN_VERSION,
     script:
         "../scripts/report_html.py"

@@ -120,6 +120,7 @@ def validate_config(config: Mapping, *, base_dir: str | Path = ".") -> dict:
             f"Fix it in your config file (see config/README.md)."
         )
     _fill_defaults(config, schema)
+    _substitute_data_dir(config)
     _check_cross_fields(config, Path(base_dir))
     return _sorted_keys(config)
 
@@ -137,9 +138,35 @@ def _sorted_keys(node: Any) -> Any:
     return node
 
 
+def _substitute_data_dir(config: dict) -> None:
+    ext = config.get("external")
+    if not ext:
+        return
+    paths = [("external.stimuli", ext, "stimuli"), ("external.stimuli_dir", ext, "stimuli_dir")]
+    paths += [(f"external.rdms.{k}.path", v, "path") for k, v in ext["rdms"].items()]
+    for key, node, field in paths:
+        if "{data}" in node[field]:
+            if not config.get("data"):
+                raise ConfigError(
+                    f"Config key '{key}' uses {{data}} but 'data' is not set: expected the folder "
+                    "that holds the data, e.g. --config data=/path/to/shared/data."
+                )
+            node[field] = node[field].replace("{data}", str(config["data"]))
+
+
 def _check_cross_fields(config: dict, base_dir: Path) -> None:
     from brainalign.features import check_model_spec
 
+    has_bids, has_ext = bool(config.get("bids")), bool(config.get("external"))
+    if has_bids == has_ext:
+        raise ConfigError(
+            "Config keys 'bids' and 'external': expected exactly one to be set (a BIDS dataset, "
+            f"or external RDMs plus a stimulus table), got {'both' if has_bids else 'neither'}. "
+            "Set the other to null."
+        )
+    if has_bids and not config.get("fmri"):
+        raise ConfigError("Config key 'fmri' is required with a BIDS input. Add the section "
+                          "(see config/config.yaml).")
     for name, spec in config["features"]["models"].items():
         check_model_spec(name, spec, base_dir=base_dir)
     ridge = config["encoding"]["ridge"]

@@ -30,6 +30,11 @@ SCORE_COLUMNS = [
     "score",
     "noise_ceiling",
     "normalized_score",
+    "noise_ceiling_lower",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_fdr",
 ]
 
 
@@ -55,6 +60,8 @@ def collect_scores(
     -------
     scores : pandas.DataFrame
         Columns ``SCORE_COLUMNS``, sorted by analysis, subject, roi, model, layer depth.
+        Group rows (``subject == "group"``, external RDM sets) carry the lower noise ceiling,
+        bootstrap interval and p-values; those columns are n/a elsewhere.
     """
     scores = pd.concat([read_tsv(t) for t in tables], ignore_index=True)
     ok = scores["noise_ceiling"] >= min_noise_ceiling
@@ -64,7 +71,7 @@ def collect_scores(
         depth[(m, layer)] for m, layer in zip(scores["model"], scores["layer"], strict=True)
     ]
     scores = scores.sort_values(["analysis", "subject", "roi", "model", "_depth"], kind="stable")
-    return scores[SCORE_COLUMNS].reset_index(drop=True)
+    return scores.reindex(columns=SCORE_COLUMNS).reset_index(drop=True)
 
 
 def software_versions() -> dict[str, str]:
@@ -113,6 +120,8 @@ def _layer_figure(scores: pd.DataFrame, analysis: str) -> str:
     import matplotlib.pyplot as plt
 
     sub = scores[scores["analysis"] == analysis]
+    group = sub[sub["subject"] == "group"]
+    sub = sub[sub["subject"] != "group"]
     models = list(dict.fromkeys(sub["model"]))
     rois = list(dict.fromkeys(sub["roi"]))
     fig, axes = plt.subplots(1, 2 * len(models), figsize=(11 * len(models), 3.8), squeeze=False)
@@ -128,6 +137,9 @@ def _layer_figure(scores: pd.DataFrame, analysis: str) -> str:
         ax.set_title(f"{analysis}: {model} (mean over subjects)")
         fig.colorbar(im, ax=ax, label=m["metric"].iloc[0])
         ax = axes[0, 2 * k + 1]
+        if len(group):
+            _group_curves(ax, group[group["model"] == model], layers)
+            continue
         for roi in rois:
             for subj, g in m[m["roi"] == roi].groupby("subject"):
                 ax.plot(
@@ -143,6 +155,24 @@ def _layer_figure(scores: pd.DataFrame, analysis: str) -> str:
         ax.set_title("per subject and ROI")
         ax.legend(fontsize=7, ncol=2)
     return _png(fig)
+
+
+def _group_curves(ax, group: pd.DataFrame, layers: list) -> None:
+    """Group mean per layer with bootstrap intervals and the noise-ceiling band, per ROI."""
+    x = np.arange(len(layers))
+    for k, (roi, g) in enumerate(group.groupby("roi", sort=False)):
+        g = g.set_index("layer").reindex(layers)
+        colour = f"C{k}"
+        ax.errorbar(x, g["score"], yerr=[g["score"] - g["ci_low"], g["ci_high"] - g["score"]],
+                    marker="o", capsize=3, color=colour, label=roi)
+        lo, hi = g["noise_ceiling_lower"].iloc[0], g["noise_ceiling"].iloc[0]
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.axhspan(lo, hi, color=colour, alpha=0.15)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(x, layers, rotation=45, ha="right")
+    ax.set_ylabel(str(group["metric"].iloc[0]))
+    ax.set_title("group mean, bootstrap CI; bands: noise ceiling")
+    ax.legend(fontsize=8)
 
 
 def _rdm_figure(rdms: Mapping[str, np.ndarray], title: str) -> str:
@@ -174,7 +204,7 @@ def write_html_report(
     scores: pd.DataFrame,
     out: str | Path,
     *,
-    roi_rdms: Mapping[str, str],
+    brain_rdms: Mapping[str, str],
     layer_rdms: Mapping[str, str],
     provenance: Mapping,
 ) -> None:
@@ -186,8 +216,8 @@ def write_html_report(
         The group table (``SCORE_COLUMNS``).
     out : path-like
         HTML file.
-    roi_rdms : Mapping of str to str
-        Subject -> ROI RDM npz.
+    brain_rdms : Mapping of str to str
+        Label -> npz of brain RDMs (keys ``rois`` and ``rdm_<roi>``).
     layer_rdms : Mapping of str to str
         Model -> layer RDM npz.
     provenance : Mapping
@@ -225,10 +255,10 @@ def write_html_report(
             parts.append("<h3>Best layer per subject, ROI and model</h3>")
             parts.append(_table_html(best))
     parts.append("<h2>RDMs</h2>")
-    for subject, path in roi_rdms.items():
+    for label, path in brain_rdms.items():
         with np.load(path, allow_pickle=False) as z:
             rdms = {f"ROI {r}": z[f"rdm_{r}"] for r in z["rois"]}
-        parts.append(f"<img src='data:image/png;base64,{_rdm_figure(rdms, f'sub-{subject}')}'>")
+        parts.append(f"<img src='data:image/png;base64,{_rdm_figure(rdms, label)}'>")
     for model, path in layer_rdms.items():
         with np.load(path, allow_pickle=False) as z:
             rdms = {str(layer): z[str(layer)] for layer in z["layers"]}

@@ -516,9 +516,9 @@ def step_report_scores(
 def step_report_html(
     scores: str,
     *,
-    roi_rdms: Mapping[str, str],
+    brain_rdms: Mapping[str, str],
     layer_rdms: Mapping[str, str],
-    runs_table: str,
+    stimuli_table: str,
     provenance: Mapping,
     out: str,
 ) -> None:
@@ -528,25 +528,129 @@ def step_report_html(
     ----------
     scores : str
         ``group/scores.tsv``.
-    roi_rdms, layer_rdms : Mapping of str to str
-        Subject -> ROI RDMs npz; model -> layer RDMs npz.
-    runs_table : str
-        The run manifest (listed in the provenance).
+    brain_rdms, layer_rdms : Mapping of str to str
+        Label -> brain RDM npz (``rois``, ``rdm_<roi>``); model -> layer RDMs npz.
+    stimuli_table : str
+        The stimulus manifest.
     provenance : Mapping
-        Resolved config and dataset information.
+        Resolved config and ``dataset`` (``path``: BIDS folder or stimulus table).
     out : str
     """
+    import json
+
     from brainalign.report import write_html_report
 
-    runs = read_tsv(runs_table)
+    table = read_tsv(scores)
     prov = dict(provenance)
-    prov.setdefault("dataset", {})
-    prov["dataset"] = {
-        **prov["dataset"],
-        "subjects": sorted(runs["subject"].unique().tolist()),
-        "runs": [Path(b).name for b in runs["bold"]],
-    }
+    dataset = dict(prov.get("dataset", {}))
+    desc = Path(dataset.get("path", "")) / "dataset_description.json"
+    if desc.is_file():
+        dataset["name"] = json.loads(desc.read_text()).get("Name", "")
+    dataset["subjects"] = sorted(s for s in table["subject"].unique() if s != "group")
+    dataset["n_stimuli"] = len(read_tsv(stimuli_table))
+    prov["dataset"] = dataset
     with atomic_output(out) as tmp:
-        write_html_report(
-            read_tsv(scores), tmp, roi_rdms=roi_rdms, layer_rdms=layer_rdms, provenance=prov
-        )
+        write_html_report(table, tmp, brain_rdms=brain_rdms, layer_rdms=layer_rdms,
+                          provenance=prov)
+
+
+# --------------------------------------------------------------------------------------------
+# external input (brain RDMs + stimulus table)
+
+
+def step_ingest_external(*, stimuli: str, stimuli_dir: str, stim_column: str, stimuli_out: str,
+                         description_out: str, description: Mapping) -> None:
+    """Check an external stimulus table and write the stimulus manifest.
+
+    Parameters
+    ----------
+    stimuli, stimuli_dir, stim_column : str
+        The ``external`` config section's table, folder and file-name column.
+    stimuli_out, description_out : str
+        Output paths.
+    description : Mapping
+        Content of ``dataset_description.json``.
+    """
+    from brainalign.external import read_stimulus_table
+
+    table = read_stimulus_table(stimuli, stimuli_dir=stimuli_dir, column=stim_column)
+    _save_tsv(table, stimuli_out)
+    with atomic_output(description_out) as tmp:
+        write_json(tmp, dict(description))
+
+
+def step_import_rdms(source: str, stimuli_table: str, *, name: str, spec: Mapping,
+                     out: str) -> None:
+    """Read one external RDM set into ``npz`` (condensed RDMs, subjects, stimuli, mean RDM).
+
+    Parameters
+    ----------
+    source : str
+        The RDM file.
+    stimuli_table : str
+        Stimulus manifest (row order of the RDMs).
+    name : str
+        The set's name (``external.rdms.<name>``).
+    spec : Mapping
+        Its config entry (``variable``, ``field``, ``label_field``, ``select``,
+        ``subject_pattern``).
+    out : str
+        npz with ``rdms`` (n_subjects, n_pairs), ``subjects``, ``stimuli``, and, for the report,
+        ``rois`` = [name] with ``rdm_<name>`` = the mean RDM.
+    """
+    from brainalign.external import load_rdm_set, square_to_condensed
+
+    stim = read_tsv(stimuli_table)
+    rdms, subjects = load_rdm_set(
+        source, variable=spec.get("variable"), field=spec.get("field", "RDM"),
+        label_field=spec.get("label_field", "name"), select=spec.get("select"),
+        subject_pattern=spec.get("subject_pattern"), n_stimuli=len(stim))
+    condensed = square_to_condensed(rdms)
+    _save_npz(out, rdms=condensed, subjects=np.array(subjects),
+              stimuli=stim["stim_file"].to_numpy(str), rois=np.array([name]),
+              **{f"rdm_{name}": condensed.mean(0)})
+
+
+def step_rsa_group_compare(brain_rdms: str, layer_rdms: str, *, rdmset: str, model: str,
+                           comparison: str, inference: Mapping, out: str) -> None:
+    """Compare every subject RDM of a set with every layer of a model, with group inference.
+
+    Parameters
+    ----------
+    brain_rdms, layer_rdms : str
+        npz files from :func:`step_import_rdms` and :func:`step_layer_rdms`.
+    rdmset, model : str
+    comparison : str
+        RDM comparison method.
+    inference : Mapping
+        ``n_bootstrap``, ``bootstrap_over``, ``ci_percent``, ``seed`` (the ``rsa`` config).
+    out : str
+        TSV: one row per subject x layer and one ``subject = group`` row per layer with
+        ``ci_low``, ``ci_high``, ``p_value`` (bootstrap, one-sided, > 0), ``p_fdr``
+        (Benjamini-Hochberg across layers), ``noise_ceiling`` (upper) and
+        ``noise_ceiling_lower``.
+    """
+    from brainalign.group import group_rdm_inference
+
+    with np.load(brain_rdms, allow_pickle=False) as b, np.load(layer_rdms,
+                                                               allow_pickle=False) as m:
+        subj, subjects, stim = b["rdms"], b["subjects"], b["stimuli"]
+        layers = [str(x) for x in m["layers"]]
+        idx = _align(np.arange(len(m["stimuli"])), m["stimuli"], stim, layer_rdms)
+        iu = np.triu_indices(len(idx), 1)
+        models = np.stack([_square(m[layer])[np.ix_(idx, idx)][iu] for layer in layers])
+    res = group_rdm_inference(models, subj, method=comparison,
+                              n_bootstrap=inference["n_bootstrap"],
+                              over=inference["bootstrap_over"],
+                              ci_percent=inference["ci_percent"], seed=inference["seed"])
+    rows = []
+    for j, layer in enumerate(layers):
+        base = {"analysis": "rsa", "roi": rdmset, "model": model, "layer": layer,
+                "metric": comparison, "noise_ceiling": res["ceiling_upper"],
+                "noise_ceiling_lower": res["ceiling_lower"]}
+        for s, name in enumerate(subjects):
+            rows.append({**base, "subject": str(name), "score": res["per_subject"][s, j]})
+        rows.append({**base, "subject": "group", "score": res["mean"][j],
+                     "ci_low": res["ci_low"][j], "ci_high": res["ci_high"][j],
+                     "p_value": res["p_value"][j], "p_fdr": res["p_fdr"][j]})
+    _save_tsv(pd.DataFrame(rows), out)

@@ -17,7 +17,13 @@ from pathlib import Path
 from brainalign import __version__
 from brainalign.errors import BrainAlignError
 
-__all__ = ["DerivPaths", "job_context", "derivative_description", "check_dataset_against_config"]
+__all__ = [
+    "DerivPaths",
+    "job_context",
+    "derivative_description",
+    "check_dataset_against_config",
+    "check_stimuli_against_config",
+]
 
 
 class DerivPaths:
@@ -107,6 +113,14 @@ class DerivPaths:
     def rsa_scores(self, subject: str, model: str) -> str:
         """RSA comparison of one subject's ROIs with one model's layers."""
         return self._p(f"sub-{subject}", "rsa", f"sub-{subject}_model-{model}_scores.tsv")
+
+    def brain_rdms(self, rdmset: str) -> str:
+        """An imported set of external brain RDMs (npz: one RDM per subject)."""
+        return self._p("rdms", f"rdmset-{rdmset}_desc-brain_rdms.npz")
+
+    def rsa_group_scores(self, rdmset: str, model: str) -> str:
+        """Comparison of an external RDM set with one model's layers (subjects and group)."""
+        return self._p("group", "rsa", f"rdmset-{rdmset}_model-{model}_scores.tsv")
 
     def scores(self) -> str:
         """Group table of every score."""
@@ -245,10 +259,27 @@ def check_dataset_against_config(index, config: dict) -> None:
     BIDSInputError
         An ROI atlas or labels file is missing, or names an ROI the labels TSV lacks.
     """
-    from brainalign.errors import BIDSInputError, ConfigError
-    from brainalign.io import read_tsv
+    check_stimuli_against_config(len(index.stimuli), config)
+    _check_rois(index, config["fmri"]["rois"])
 
-    n_stim = len(index.stimuli)
+
+def check_stimuli_against_config(n_stim: int, config: dict) -> None:
+    """Check that the cross-validation folds fit the number of stimuli.
+
+    Parameters
+    ----------
+    n_stim : int
+        Stimuli in the stimulus set.
+    config : dict
+        Validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        Folds outnumber stimuli.
+    """
+    from brainalign.errors import ConfigError
+
     ridge = config["encoding"]["ridge"]
     # the inner split sees only the outer training set
     n_train = n_stim - -(-n_stim // ridge["n_folds"])
@@ -258,7 +289,11 @@ def check_dataset_against_config(index, config: dict) -> None:
             f"({ridge['n_inner_folds']}): expected at most {n_stim} outer and {n_train} inner "
             f"folds for this dataset's {n_stim} stimuli. Lower them."
         )
-    rois = config["fmri"]["rois"]
+
+
+def _check_rois(index, rois: dict) -> None:
+    from brainalign.errors import BIDSInputError, ConfigError
+    from brainalign.io import read_tsv
 
     def _abs(p: str) -> Path:
         return Path(p) if Path(p).is_absolute() else index.bids_dir / p
