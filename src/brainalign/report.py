@@ -245,6 +245,13 @@ def write_html_report(
         if (scores["analysis"] == analysis).any():
             parts.append(f"<h2>{label}</h2>")
             parts.append(f"<img src='data:image/png;base64,{_layer_figure(scores, analysis)}'>")
+            if (scores.loc[scores["analysis"] == analysis, "subject"] == "group").any():
+                parts.append("<p>Left: mean over subjects per layer and ROI. Right: group mean "
+                             "per layer with bootstrap intervals; shaded bands span the noise "
+                             "ceiling (lower to upper bound).</p>")
+            else:
+                parts.append("<p>Left: mean over subjects per layer and ROI. Right: each "
+                             "subject and ROI across layers.</p>")
             best = (
                 scores[scores["analysis"] == analysis]
                 .sort_values("score", ascending=False)

@@ -129,7 +129,7 @@ def _rules():
                                        "container:", "script:", "mem_mb=", "runtime="])
 def test_every_rule_declares(directive):
     rules = list(_rules())
-    assert len(rules) == 12
+    assert len(rules) == 15
     lacking = [name for _, name, body in rules if directive not in body]
     assert not lacking, f"rules without {directive}: {lacking}"
 
