@@ -32,3 +32,10 @@ rule all:
         P.scores(),
         P.report(),
     localrule: True
+
+
+# BIDS-App participant level: every per-subject output of the selected participants.
+rule participant:
+    input:
+        participant_targets(),
+    localrule: True

@@ -84,3 +84,16 @@ def brain_rdm_files():
     if MODE == "bids":
         return {f"sub-{s}": P.roi_rdms(s) for s in SUBJECTS}
     return {f"{r} (mean)": P.brain_rdms(r) for r in RDMSETS}
+
+
+def participant_targets():
+    """Per-subject outputs (BIDS-App participant level): responses, encoding and RSA scores."""
+    if MODE != "bids":
+        return []
+    return (
+        expand(P.responses("{subject}"), subject=SUBJECTS)
+        + expand(P.encoding_summary("{subject}"), subject=SUBJECTS)
+        + expand(
+            P.rsa_scores("{subject}", "{model}"), subject=SUBJECTS, model=list(MODELS)
+        )
+    )

@@ -1,13 +1,23 @@
-"""Command line: ``brainalign demo-data OUTDIR``, ``brainalign layers ARCH``."""
+"""Command line.
+
+``brainalign BIDS_DIR OUTPUT_DIR participant|group [...]`` runs the workflow as a BIDS App;
+``brainalign demo-data OUTDIR`` writes the demo study; ``brainalign layers ARCH`` lists layers.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["main"]
+from brainalign.errors import BrainAlignError, ConfigError
+
+__all__ = ["main", "bids_app_command", "workflow_root"]
+
+SUBCOMMANDS = ("demo-data", "layers")
 
 
 def _demo_data(args: argparse.Namespace) -> int:
@@ -29,6 +39,91 @@ def _layers(args: argparse.Namespace) -> int:
     return 0
 
 
+def workflow_root() -> Path:
+    """Folder with the Snakefile this package belongs to (an editable install or a checkout).
+
+    Returns
+    -------
+    root : Path
+    """
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "Snakefile").is_file():
+        raise BrainAlignError(
+            f"No Snakefile next to the brainalign package ({root}): the BIDS-App command runs "
+            "the workflow of a checkout. Install brainalign with `pip install -e <checkout>`."
+        )
+    return root
+
+
+def bids_app_command(argv: Sequence[str]) -> list[str]:
+    """Translate a BIDS-App call into the snakemake command line it runs.
+
+    ``brainalign BIDS_DIR OUTPUT_DIR participant|group [--participant-label L ...]
+    [--config FILE] [--profile slurm|default|PATH] [--dry-run] [--cores N]``
+
+    Parameters
+    ----------
+    argv : sequence of str
+        Arguments after ``brainalign``.
+
+    Returns
+    -------
+    command : list of str
+        ``python -m snakemake ...`` with the run's configuration written next to the outputs
+        (``OUTPUT_DIR/code/brainalign_config.yaml``).
+    """
+    import yaml
+
+    from brainalign.config import validate_config
+
+    ap = argparse.ArgumentParser(
+        prog="brainalign",
+        description="BIDS App: brain-model comparison (encoding models and RSA).")
+    ap.add_argument("bids_dir", type=Path, help="the raw BIDS dataset")
+    ap.add_argument("output_dir", type=Path, help="where the derivatives go")
+    ap.add_argument("analysis_level", choices=["participant", "group"],
+                    help="participant: per-subject outputs; group: everything + report")
+    ap.add_argument("--participant-label", "--participant_label", nargs="+", default=[],
+                    help="subjects to analyse (with or without 'sub-'); default: all")
+    ap.add_argument("--config", type=Path, help="YAML config (default: config/config.yaml)")
+    ap.add_argument("--profile", help="Snakemake profile: 'slurm', 'default' or a folder")
+    ap.add_argument("--dry-run", action="store_true", help="show the jobs, run nothing")
+    ap.add_argument("--cores", default="all", help="cores for local runs (default: all)")
+    args = ap.parse_args(argv)
+
+    root = workflow_root()
+    cfg_path = args.config or root / "config" / "config.yaml"
+    if not cfg_path.is_file():
+        raise ConfigError(f"Config file {cfg_path} (--config) does not exist. Pass an existing "
+                          "YAML file, or leave --config out for config/config.yaml.")
+    config = yaml.safe_load(cfg_path.read_text())
+    out = args.output_dir.resolve()
+    config["output_dir"] = str(out)
+    config["external"] = None
+    config.setdefault("bids", {})
+    config["bids"] = dict(config["bids"] or {}, bids_dir=str(args.bids_dir.resolve()))
+    labels = [lab.removeprefix("sub-") for lab in args.participant_label]
+    if labels:
+        config["bids"]["participant_label"] = labels
+    validate_config(config)  # fail here, before Snakemake starts, with the same messages
+    code = out / "code"
+    code.mkdir(parents=True, exist_ok=True)
+    run_cfg = code / "brainalign_config.yaml"
+    run_cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    target = "participant" if args.analysis_level == "participant" else "all"
+    # the target goes first: --configfile takes several values and would swallow it
+    cmd = [sys.executable, "-m", "snakemake", target, "--snakefile", str(root / "Snakefile"),
+           "--directory", str(out), "--configfile", str(run_cfg)]
+    if args.profile:
+        prof = Path(args.profile)
+        cmd += ["--profile", str(prof if prof.is_dir() else root / "profiles" / args.profile)]
+    else:
+        cmd += ["--cores", str(args.cores)]
+    if args.dry_run:
+        cmd.append("--dry-run")
+    return cmd
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``brainalign`` command.
 
@@ -42,7 +137,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     status : int
         Exit status.
     """
-    from brainalign.errors import BrainAlignError
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
+        try:
+            cmd = bids_app_command(argv)
+        except BrainAlignError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return subprocess.run(cmd).returncode
 
     parser = argparse.ArgumentParser(prog="brainalign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
