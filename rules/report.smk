@@ -31,6 +31,7 @@ rule report_html:
         stimuli=P.stimuli_manifest(),
     output:
         report=P.report(),
+        provenance=P.provenance(),
     log:
         P.log("report_html", "group"),
     conda:

@@ -521,8 +521,9 @@ def step_report_html(
     stimuli_table: str,
     provenance: Mapping,
     out: str,
+    provenance_out: str | None = None,
 ) -> None:
-    """Write the HTML report.
+    """Write the HTML report (and the run's provenance as JSON).
 
     Parameters
     ----------
@@ -535,6 +536,8 @@ def step_report_html(
     provenance : Mapping
         Resolved config and ``dataset`` (``path``: BIDS folder or stimulus table).
     out : str
+    provenance_out : str, optional
+        ``provenance.json``: the resolved config, dataset and software versions of the run.
     """
     import json
 
@@ -549,6 +552,11 @@ def step_report_html(
     dataset["subjects"] = sorted(s for s in table["subject"].unique() if s != "group")
     dataset["n_stimuli"] = len(read_tsv(stimuli_table))
     prov["dataset"] = dataset
+    if provenance_out:
+        from brainalign.report import software_versions
+
+        with atomic_output(provenance_out) as tmp:
+            write_json(tmp, {**prov, "software": software_versions()})
     with atomic_output(out) as tmp:
         write_html_report(table, tmp, brain_rdms=brain_rdms, layer_rdms=layer_rdms,
                           provenance=prov)

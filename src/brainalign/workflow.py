@@ -130,6 +130,10 @@ class DerivPaths:
         """HTML report."""
         return self._p("group", "report.html")
 
+    def provenance(self) -> str:
+        """Resolved config, dataset and software versions of the run (JSON)."""
+        return self._p("group", "provenance.json")
+
     def log(self, rule: str, name: str) -> str:
         """Log file of one job."""
         return self._p("logs", rule, f"{name}.log")

@@ -105,6 +105,14 @@ def test_outputs_are_a_bids_derivative_with_logs(finished_run):
     assert not list(out.rglob(".partial-*"))
 
 
+def test_provenance_json_has_config_and_versions(finished_run):
+    work, _, _ = finished_run
+    prov = json.loads((work / "results" / "group" / "provenance.json").read_text())
+    assert prov["config"]["encoding"]["ridge"]["n_folds"] == 5
+    assert prov["software"]["brainalign"] == "0.1.0" and prov["software"]["torch"] == "2.14.1"
+    assert prov["dataset"]["subjects"] == ["01", "02"] and prov["dataset"]["n_stimuli"] == 48
+
+
 def test_report_has_figures_and_provenance(finished_run):
     work, _, _ = finished_run
     html = unescape((work / "results" / "group" / "report.html").read_text())
