@@ -369,8 +369,27 @@ def _iter_batches(model, entry, image_paths, layers, *, batch_size, spatial_pool
         for start in range(0, len(image_paths), batch_size):
             batch = load_images(image_paths[start : start + batch_size], image_size=image_size)
             outputs = entry.forward_layers(model, batch.to(dev), layers)
-            yield {layer: _pool(outputs[layer], spatial_pool) for layer in layers}
+            yield _LazyLayers(outputs, spatial_pool)
             del outputs
+
+
+class _LazyLayers:
+    """One batch's layer outputs, converted to numpy one layer at a time.
+
+    Each torch tensor is released as soon as its layer has been read, so a batch never holds
+    two full copies of every layer (torch and numpy) at once.
+    """
+
+    def __init__(self, outputs: dict, spatial_pool: int):
+        self.outputs = outputs
+        self.spatial_pool = spatial_pool
+
+    def items(self):
+        for layer in list(self.outputs):
+            yield layer, _pool(self.outputs.pop(layer), self.spatial_pool)
+
+    def __getitem__(self, layer):  # pragma: no cover - items() is the streaming path
+        return _pool(self.outputs.pop(layer), self.spatial_pool)
 
 
 def sparse_projection(n_features: int, n_components: int, *, seed: int = 0):
@@ -466,8 +485,8 @@ def extract_features(
     chunks: dict[str, list] = {layer: [] for layer in layers}
     if reduce == "none":
         for feats in _iter_batches(model, entry, image_paths, layers, **kwargs):
-            for layer in layers:
-                chunks[layer].append(feats[layer])
+            for layer, x in feats.items():
+                chunks[layer].append(x)
         return {layer: np.concatenate(chunks[layer]).astype(np.float32) for layer in layers}
 
     shift: dict[str, np.ndarray] = {}
@@ -489,14 +508,15 @@ def extract_features(
                                      ).astype(np.float32)
     projections: dict = {}
     for feats in _iter_batches(model, entry, image_paths, layers, **kwargs):
-        for k, (layer, x) in enumerate(feats.items()):
+        for layer, x in feats.items():
             if standardize:
                 x = (x - shift[layer]) * scale[layer]
             if x.shape[1] <= n_components:
                 chunks[layer].append(x.astype(np.float32))
                 continue
             if layer not in projections:
-                projections[layer] = sparse_projection(x.shape[1], n_components, seed=seed + k)
+                projections[layer] = sparse_projection(
+                    x.shape[1], n_components, seed=seed + list(layers).index(layer))
             chunks[layer].append(np.asarray(projections[layer] @ x.T).T.astype(np.float32))
     return {layer: np.concatenate(chunks[layer]) for layer in layers}
 
