@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.brainalign-installed
 
-.PHONY: venv demo demo-data test lint clean
+.PHONY: venv demo demo-data rerun test lint clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,12 @@ demo/truth.json: | $(STAMP)
 demo-data: demo/truth.json
 
 demo: demo/truth.json
+	$(BIN)/snakemake --cores $(CORES)
+
+# After a crash, a kill or a failed job: release Snakemake's lock (only if no other snakemake
+# runs in this folder!), then run again; jobs that were cut off are redone (rerun-incomplete).
+rerun: demo/truth.json
+	$(BIN)/snakemake --unlock
 	$(BIN)/snakemake --cores $(CORES)
 
 lint: demo/truth.json

@@ -65,3 +65,13 @@ def job_counts(stdout: str) -> dict[str, int]:
                     break
                 counts[parts[0]] = int(parts[1])
     return counts
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, demo_root):
+    """One complete, uninterrupted workflow run on the demo study: (workdir, config, demo)."""
+    work = tmp_path_factory.mktemp("e2e")
+    cfg = make_config(work, demo_root / "bids")
+    res = run_snakemake(work, cfg, "--cores", "2")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return work, cfg, demo_root

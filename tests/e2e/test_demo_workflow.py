@@ -15,18 +15,9 @@ import pytest
 import yaml
 
 from brainalign.io import read_tsv
-from tests.conftest import job_counts, make_config, run_snakemake
+from tests.conftest import job_counts, run_snakemake
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, demo_root):
-    work = tmp_path_factory.mktemp("e2e")
-    cfg = make_config(work, demo_root / "bids")
-    res = run_snakemake(work, cfg, "--cores", "2")
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    return work, cfg, demo_root
 
 
 def _scores(work) -> pd.DataFrame:
