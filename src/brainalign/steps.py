@@ -634,12 +634,10 @@ def step_rsa_group_compare(brain_rdms: str, layer_rdms: str, *, rdmset: str, mod
         ``n_bootstrap``, ``bootstrap_over``, ``ci_percent``, ``seed`` (the ``rsa`` config).
     out : str
         TSV: one row per subject x layer and one ``subject = group`` row per layer with
-        ``ci_low``, ``ci_high``, ``p_value`` (bootstrap, one-sided, > 0), ``p_fdr``
-        (Benjamini-Hochberg across layers), ``noise_ceiling`` (upper) and
-        ``noise_ceiling_lower``.
+        ``ci_low``, ``ci_high`` (bootstrap percentile interval), ``p_value`` (one-sided
+        bootstrap test against 0), ``p_fdr`` (Benjamini-Hochberg across layers),
+        ``noise_ceiling`` (upper) and ``noise_ceiling_lower`` (n/a with a single RDM).
     """
-    from brainalign.group import group_rdm_inference
-
     with np.load(brain_rdms, allow_pickle=False) as b, np.load(layer_rdms,
                                                                allow_pickle=False) as m:
         subj, subjects, stim = b["rdms"], b["subjects"], b["stimuli"]
@@ -647,18 +645,21 @@ def step_rsa_group_compare(brain_rdms: str, layer_rdms: str, *, rdmset: str, mod
         idx = _align(np.arange(len(m["stimuli"])), m["stimuli"], stim, layer_rdms)
         iu = np.triu_indices(len(idx), 1)
         models = np.stack([_square(m[layer])[np.ix_(idx, idx)][iu] for layer in layers])
-    res = group_rdm_inference(models, subj, method=comparison,
-                              n_bootstrap=inference["n_bootstrap"],
-                              over=inference["bootstrap_over"],
-                              ci_percent=inference["ci_percent"], seed=inference["seed"])
+    per_subject = np.atleast_2d(rsa.compare_rdms(subj, models, method=comparison))
+    res = rsa.bootstrap_compare(models, subj, method=comparison,
+                                n_boot=inference["n_bootstrap"],
+                                over=inference["bootstrap_over"], rng=inference["seed"],
+                                ci_level=inference["ci_percent"] / 100, test_type="bootstrap",
+                                model_names=layers)
+    _, p_fdr = rsa.correct_fdr(res.p_zero)
+    lower, upper = res.noise_ceiling if len(subjects) > 1 else (np.nan, np.nan)
     rows = []
     for j, layer in enumerate(layers):
         base = {"analysis": "rsa", "roi": rdmset, "model": model, "layer": layer,
-                "metric": comparison, "noise_ceiling": res["ceiling_upper"],
-                "noise_ceiling_lower": res["ceiling_lower"]}
-        for s, name in enumerate(subjects):
-            rows.append({**base, "subject": str(name), "score": res["per_subject"][s, j]})
-        rows.append({**base, "subject": "group", "score": res["mean"][j],
-                     "ci_low": res["ci_low"][j], "ci_high": res["ci_high"][j],
-                     "p_value": res["p_value"][j], "p_fdr": res["p_fdr"][j]})
+                "metric": comparison, "noise_ceiling": upper, "noise_ceiling_lower": lower}
+        for k, name in enumerate(subjects):
+            rows.append({**base, "subject": str(name), "score": per_subject[k, j]})
+        rows.append({**base, "subject": "group", "score": res.point[j],
+                     "ci_low": res.ci[0, j], "ci_high": res.ci[1, j],
+                     "p_value": res.p_zero[j], "p_fdr": p_fdr[j]})
     _save_tsv(pd.DataFrame(rows), out)

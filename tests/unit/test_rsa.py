@@ -57,7 +57,11 @@ def test_compare_rdms_pearson_matches_scipy(rng):
 
 
 def test_compare_rdms_methods_registry():
-    assert set(COMPARISONS) == {"spearman", "pearson"}
+    # the original two methods stay; the rsatoolbox family was added with the rsa subpackage
+    assert {"spearman", "pearson"} <= set(COMPARISONS)
+    assert set(COMPARISONS) == {
+        "spearman", "pearson", "kendall_tau_a", "rho_a", "cosine", "corr_cov", "cosine_cov"
+    }
 
 
 def test_compare_rdms_rejects_size_mismatch():
