@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.brainalign-installed
 
-.PHONY: venv demo demo-data rerun test lint clean
+.PHONY: venv demo demo-data rerun test lint bench clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,13 @@ lint: demo/truth.json
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Issue-3 benchmarks (about 15 minutes on 2 idle cores); figures print as ratios.
+bench: venv
+	$(BIN)/python benchmarks/bench_ridge.py
+	$(BIN)/python benchmarks/bench_rsa.py --n-boot 1000
+	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_dag.py
 
 clean:
 	rm -rf results demo .snakemake
