@@ -1,0 +1,69 @@
+"""Voxel-wise encoding models: cross-validated ridge with one penalty per target.
+
+Modules
+-------
+``estimators``
+    :class:`RidgeCV` (one penalty per target) and :class:`BandedRidgeCV` (one penalty per
+    feature space and target), scikit-learn style, numpy or torch (CPU/CUDA), float32/64.
+``evaluation``
+    :func:`cross_validated_ridge` (nested CV scores) and :func:`partition_variance`.
+``scoring``
+    Per-target scores (:func:`pearson_columns`, :func:`r2_columns`,
+    :func:`normalize_by_ceiling`) and the CV criteria :data:`CV_SCORERS`.
+``splits``
+    :func:`kfold_indices`, :func:`group_kfold_indices`, :func:`make_splits`.
+
+The solver (:func:`solve_ridge_cv`) decomposes each training set once (eigendecomposition
+of ``X^T X``, or of the kernel ``X X^T`` when features are at least as many as samples) and
+scores every penalty from it; see :mod:`brainalign.encoding._solvers` for the algorithm and how
+it matches himalaya.
+"""
+
+from brainalign.encoding._backends import BACKENDS, DTYPES
+from brainalign.encoding._solvers import (
+    SOLVERS,
+    RidgeSearchResult,
+    predict_ridge,
+    sample_gammas,
+    simplex_grid,
+    solve_ridge_cv,
+)
+from brainalign.encoding.estimators import BandedRidgeCV, RidgeCV
+from brainalign.encoding.evaluation import cross_validated_ridge, partition_variance
+from brainalign.encoding.scoring import (
+    CV_SCORERS,
+    normalize_by_ceiling,
+    pearson_columns,
+    r2_columns,
+    select_best_alphas,
+)
+from brainalign.encoding.splits import (
+    LEAVE_ONE_OUT,
+    group_kfold_indices,
+    kfold_indices,
+    make_splits,
+)
+
+__all__ = [
+    "BACKENDS",
+    "CV_SCORERS",
+    "DTYPES",
+    "LEAVE_ONE_OUT",
+    "SOLVERS",
+    "BandedRidgeCV",
+    "RidgeCV",
+    "RidgeSearchResult",
+    "cross_validated_ridge",
+    "group_kfold_indices",
+    "kfold_indices",
+    "make_splits",
+    "normalize_by_ceiling",
+    "partition_variance",
+    "pearson_columns",
+    "predict_ridge",
+    "r2_columns",
+    "sample_gammas",
+    "select_best_alphas",
+    "simplex_grid",
+    "solve_ridge_cv",
+]
