@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from brainalign import __version__
+from brainalign.rsa import zscore_features
 
 __all__ = ["DemoSpec", "draw_stimulus", "make_demo_dataset", "STIMULUS_FACTORS"]
 
@@ -172,12 +173,6 @@ def _planted_features(stim_paths: list[Path], layers: list[str], spatial_pool: i
     )
 
 
-def _zscore_columns(x: np.ndarray) -> np.ndarray:
-    sd = x.std(axis=0)
-    keep = sd > 1e-8 * max(float(sd.max()), 1e-30)
-    return (x[:, keep] - x[:, keep].mean(axis=0)) / sd[keep]
-
-
 def _brain_mask(shape: tuple) -> np.ndarray:
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
     return (grid**2).sum(axis=0) <= 0.95
@@ -276,7 +271,7 @@ def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
 
     layers = sorted({v for v in spec.planted.values() if v})
     feats = _planted_features(paths, layers, spec.spatial_pool)
-    feats = {k: _zscore_columns(v.astype(np.float64)) for k, v in feats.items()}
+    feats = {k: zscore_features(v.astype(np.float64)) for k, v in feats.items()}
 
     roi_names = list(spec.planted)
     brain = _brain_mask(spec.grid_shape)

@@ -303,10 +303,9 @@ def split_half_reliability(half1: np.ndarray, half2: np.ndarray) -> np.ndarray:
     -------
     r : ndarray, shape (n_voxels,)
     """
-    a = half1 - half1.mean(0)
-    b = half2 - half2.mean(0)
-    den = np.sqrt((a**2).sum(0) * (b**2).sum(0))
-    return np.divide((a * b).sum(0), den, out=np.zeros(a.shape[1]), where=den > 0)
+    from brainalign.encoding.scoring import pearson_columns
+
+    return pearson_columns(half1, half2)
 
 
 def noise_ceiling_from_reliability(r_half: np.ndarray) -> np.ndarray:
