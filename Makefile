@@ -1,6 +1,8 @@
 # Two commands (see README.md):
 #   make demo   set up .venv with pinned dependencies, write the demo dataset, run the workflow
 #   make test   set up .venv (+ test tools), then ruff, snakefmt --check, snakemake --lint, pytest
+#               (as root it also starts a one-node SLURM cluster and builds the step images
+#               with Podman, installing their Debian packages; see tests/slurm, tests/containers)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,10 +13,12 @@ STAMP := $(VENV)/.brainalign-installed
 
 venv: $(STAMP)
 
-# torch and torchvision are pinned in requirements.txt and installed in this one pip command.
-$(STAMP): requirements.txt requirements-test.txt pyproject.toml
+# torch and torchvision are pinned in requirements.txt and installed in this one pip command;
+# requirements-slurm.txt adds Snakemake's SLURM executor (profiles/slurm, tests/slurm).
+$(STAMP): requirements.txt requirements-test.txt requirements-slurm.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt \
+		-r requirements-slurm.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 

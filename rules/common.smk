@@ -10,6 +10,8 @@ from brainalign.workflow import (
     DerivPaths,
     check_dataset_against_config,
     check_stimuli_against_config,
+    container_images,
+    derivative_description,
 )
 
 CFG = validate_config(config, base_dir=os.getcwd())
@@ -39,11 +41,16 @@ else:
     STIMULUS_FILES = STIMULI["path"].tolist()
     RDMSETS = list(EXT["rdms"])
 
-# one container image per step family, tagged with the package version
-CONTAINERS = {
-    family: f"docker://localhost/brainalign-{family}:{BRAINALIGN_VERSION}"
-    for family in ("fmri", "features", "analysis", "report")
-}
+# Where the post-deploy script of each conda env (envs/post-deploy.sh) installs brainalign
+# from, at the workflow's version, under --software-deployment-method conda.
+os.environ["BRAINALIGN_SOURCE"] = workflow.basedir
+
+# one container image per step family, tagged with the package version (containers/)
+CONTAINERS = container_images(BRAINALIGN_VERSION)
+# whether this run executes the rules in those containers (--sdm apptainer)
+USES_CONTAINERS = any(
+    m.name == "APPTAINER" for m in workflow.deployment_settings.deployment_method
+)
 
 
 wildcard_constraints:

@@ -4,7 +4,6 @@ rule ingest_external:
         table=EXT["stimuli"],
     output:
         stimuli=P.stimuli_manifest(),
-        description=P.description(),
     log:
         P.log("ingest_external", "stimuli"),
     conda:

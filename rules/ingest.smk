@@ -5,7 +5,6 @@ rule ingest_manifest:
     output:
         runs=P.runs_manifest(),
         stimuli=P.stimuli_manifest(),
-        description=P.description(),
     log:
         P.log("ingest_manifest", "dataset"),
     conda:

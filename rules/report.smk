@@ -52,3 +52,32 @@ rule report_html:
         version=BRAINALIGN_VERSION,
     script:
         "../scripts/report_html.py"
+
+
+rule report_description:
+    """The derivative dataset's dataset_description.json: source, version, and the container
+    image of each step family when the run used containers."""
+    output:
+        description=P.description(),
+    log:
+        P.log("report_description", "dataset"),
+    conda:
+        "../envs/report.yaml"
+    container:
+        CONTAINERS["report"]
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        description=derivative_description(
+            (
+                CFG["bids"]["bids_dir"]
+                if MODE == "bids"
+                else CFG["external"]["stimuli_dir"]
+            ),
+            containers=CONTAINERS if USES_CONTAINERS else None,
+        ),
+        version=BRAINALIGN_VERSION,
+    script:
+        "../scripts/report_description.py"

@@ -2,7 +2,7 @@
 
 from brainalign.bids import index_dataset
 from brainalign.steps import step_ingest
-from brainalign.workflow import derivative_description, job_context
+from brainalign.workflow import job_context
 
 with job_context(snakemake):  # noqa: F821
     bids = snakemake.params.bids  # noqa: F821
@@ -16,6 +16,4 @@ with job_context(snakemake):  # noqa: F821
         index,
         runs_out=snakemake.output.runs,  # noqa: F821
         stimuli_out=snakemake.output.stimuli,  # noqa: F821
-        description_out=snakemake.output.description,  # noqa: F821
-        description=derivative_description(bids["bids_dir"]),
     )

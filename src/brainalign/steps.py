@@ -87,19 +87,15 @@ def _save_nifti(img, path: str | Path) -> None:
 # ingest
 
 
-def step_ingest(
-    index, *, runs_out: str, stimuli_out: str, description_out: str, description: Mapping
-) -> None:
-    """Write the run and stimulus manifests and the derivative's dataset_description.json.
+def step_ingest(index, *, runs_out: str, stimuli_out: str) -> None:
+    """Write the run and stimulus manifests.
 
     Parameters
     ----------
     index : brainalign.bids.DatasetIndex
         The checked dataset index.
-    runs_out, stimuli_out, description_out : str
+    runs_out, stimuli_out : str
         Output paths.
-    description : Mapping
-        Content of ``dataset_description.json``.
     """
     _save_tsv(index.runs_table(), runs_out)
     stim = pd.DataFrame(
@@ -110,6 +106,18 @@ def step_ingest(
         }
     )
     _save_tsv(stim, stimuli_out)
+
+
+def step_describe(description: Mapping, *, description_out: str) -> None:
+    """Write the derivative dataset's ``dataset_description.json``.
+
+    Parameters
+    ----------
+    description : Mapping
+        Its content (:func:`brainalign.workflow.derivative_description`).
+    description_out : str
+        Output path.
+    """
     with atomic_output(description_out) as tmp:
         write_json(tmp, dict(description))
 
@@ -566,25 +574,21 @@ def step_report_html(
 # external input (brain RDMs + stimulus table)
 
 
-def step_ingest_external(*, stimuli: str, stimuli_dir: str, stim_column: str, stimuli_out: str,
-                         description_out: str, description: Mapping) -> None:
+def step_ingest_external(*, stimuli: str, stimuli_dir: str, stim_column: str,
+                         stimuli_out: str) -> None:
     """Check an external stimulus table and write the stimulus manifest.
 
     Parameters
     ----------
     stimuli, stimuli_dir, stim_column : str
         The ``external`` config section's table, folder and file-name column.
-    stimuli_out, description_out : str
-        Output paths.
-    description : Mapping
-        Content of ``dataset_description.json``.
+    stimuli_out : str
+        Output path.
     """
     from brainalign.external import read_stimulus_table
 
     table = read_stimulus_table(stimuli, stimuli_dir=stimuli_dir, column=stim_column)
     _save_tsv(table, stimuli_out)
-    with atomic_output(description_out) as tmp:
-        write_json(tmp, dict(description))
 
 
 def step_import_rdms(source: str, stimuli_table: str, *, name: str, spec: Mapping,

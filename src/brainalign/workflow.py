@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from brainalign import __version__
@@ -20,7 +20,10 @@ from brainalign.errors import BrainAlignError
 __all__ = [
     "DerivPaths",
     "job_context",
+    "runtime_environment",
     "derivative_description",
+    "container_images",
+    "STEP_FAMILIES",
     "check_dataset_against_config",
     "check_stimuli_against_config",
 ]
@@ -139,15 +142,37 @@ class DerivPaths:
         return self._p("logs", rule, f"{name}.log")
 
 
-def derivative_description(bids_dir: str, *, container: str | None = None) -> dict:
+#: Step families, each with its own conda env (envs/) and container image (containers/).
+STEP_FAMILIES = ("fmri", "features", "analysis", "report")
+
+
+def container_images(version: str = __version__) -> dict[str, str]:
+    """The container image of each step family, as the rules name them.
+
+    Parameters
+    ----------
+    version : str
+        brainalign version the images carry (their tag).
+
+    Returns
+    -------
+    images : dict
+        ``{family: "docker://localhost/brainalign-<family>:<version>"}``.
+    """
+    return {f: f"docker://localhost/brainalign-{f}:{version}" for f in STEP_FAMILIES}
+
+
+def derivative_description(source_dir: str, *,
+                           containers: Mapping[str, str] | None = None) -> dict:
     """``dataset_description.json`` content of the derivative dataset.
 
     Parameters
     ----------
-    bids_dir : str
-        The source dataset.
-    container : str, optional
-        Container image that ran the steps.
+    source_dir : str
+        The source dataset (BIDS folder, or the external stimulus folder).
+    containers : mapping, optional
+        ``{step family: image}`` of the container images that ran the steps, when the run
+        used containers; each family gets its own ``GeneratedBy`` entry naming its image.
 
     Returns
     -------
@@ -158,14 +183,23 @@ def derivative_description(bids_dir: str, *, container: str | None = None) -> di
         "Version": __version__,
         "CodeURL": "https://github.com/brainalign/brainalign",
     }
-    if container:
-        generated["Container"] = {"Type": "docker", "Tag": container}
+    if containers:
+        generated_by = []
+        for family, image in containers.items():
+            kind, _, tag = image.partition("://")
+            generated_by.append({
+                **generated,
+                "Description": f"step family {family} (envs/{family}.txt)",
+                "Container": {"Type": kind or "docker", "Tag": tag or image},
+            })
+    else:
+        generated_by = [{**generated, "Description": "all steps on the host (no container)"}]
     return {
         "Name": "brainalign derivatives",
         "BIDSVersion": "1.10.0",
         "DatasetType": "derivative",
-        "GeneratedBy": [generated],
-        "SourceDatasets": [{"URL": Path(bids_dir).resolve().as_uri()}],
+        "GeneratedBy": generated_by,
+        "SourceDatasets": [{"URL": Path(source_dir).resolve().as_uri()}],
     }
 
 
@@ -236,7 +270,7 @@ def job_context(smk) -> Iterator[logging.Logger]:
         except ImportError:  # analysis environments need not have torch
             pass
         with threadpool_limits(limits=threads):
-            logger.info("start (threads=%d, brainalign %s)", threads, __version__)
+            logger.info("start (threads=%d, %s)", threads, runtime_environment())
             yield logger
             logger.info("done")
     except BaseException:
@@ -245,6 +279,26 @@ def job_context(smk) -> Iterator[logging.Logger]:
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+def runtime_environment() -> str:
+    """Where the running job's code comes from, for its log.
+
+    Returns
+    -------
+    text : str
+        brainalign's version and folder, the Python executable, and the step family of the
+        container image when the job runs in one of brainalign's images (they record it in
+        ``/opt/brainalign/family``).
+    """
+    import brainalign
+
+    text = (f"brainalign {__version__} from {Path(brainalign.__file__).parent}, "
+            f"python {sys.executable}")
+    family = Path("/opt/brainalign/family")
+    if family.is_file():
+        text += f", container image of step family {family.read_text().strip()}"
+    return text
 
 
 def check_dataset_against_config(index, config: dict) -> None:

@@ -85,12 +85,14 @@ def test_outputs_are_a_bids_derivative_with_logs(finished_run):
     out = work / "results"
     desc = json.loads((out / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative"
-    assert desc["GeneratedBy"][0]["Name"] == "brainalign"
+    # a run on the host names no container
+    [generated] = desc["GeneratedBy"]
+    assert generated["Name"] == "brainalign" and "Container" not in generated
     assert (out / "sub-01" / "func" /
             "sub-01_task-demo_run-1_desc-singletrial_statmap.nii.gz").is_file()
     logs = sorted((out / "logs").rglob("*.log"))
-    # one log per job: 1 + 8 + 8 + 2 + 1 + 1 + 10 + 2 + 2 + 2 + 1 + 1
-    assert len(logs) == 39
+    # one log per job: 1 + 8 + 8 + 2 + 1 + 1 + 10 + 2 + 2 + 2 + 1 + 1 + 1 (description)
+    assert len(logs) == 40
     glm_log = (out / "logs" / "fmri_glm" / "sub-01_task-demo_run-1.log").read_text()
     assert "subject=01" in glm_log and "done" in glm_log
     assert not list(out.rglob(".partial-*"))

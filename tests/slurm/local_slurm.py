@@ -370,10 +370,11 @@ class LocalSlurmCluster:
         -------
         rows : list of dict
             Keys ``JobID``, ``JobName``, ``State``, ``ExitCode``, ``Comment``, ``ReqMem``,
-            ``AllocCPUS``, ``Timelimit``, ``Partition``, ``WorkDir``; sorted by job id.
+            ``AllocCPUS``, ``AllocTRES``, ``Timelimit``, ``Partition``, ``WorkDir``; sorted
+            by job id.
         """
         fields = ("JobID", "JobName", "State", "ExitCode", "Comment", "ReqMem", "AllocCPUS",
-                  "Timelimit", "Partition", "WorkDir")
+                  "AllocTRES", "Timelimit", "Partition", "WorkDir")
         cmd = [which("sacct"), "-X", "-n", "-P", "--starttime", "now-2days", "--name", job_name,
                "--format", ",".join(fields)]
         deadline = time.monotonic() + timeout_s
@@ -444,11 +445,19 @@ SlurmctldLogFile={self.root / 'log' / 'slurmctld.log'}
 SlurmdLogFile={self.root / 'log' / 'slurmd.log'}
 SlurmctldDebug=info
 SlurmdDebug=info
+# one GPU as a generic resource without a device behind it (gres.conf): jobs can ask for
+# --gpus=1 and are given it, as on a GPU node; what they run still runs on CPU
+GresTypes=gpu
+AccountingStorageTRES=gres/gpu
 NodeName={self.NODE} NodeAddr=127.0.0.1 Sockets={hw['SocketsPerBoard']} \
 CoresPerSocket={hw['CoresPerSocket']} ThreadsPerCore={hw['ThreadsPerCore']} \
-RealMemory={self.real_memory_mb} State=UNKNOWN
+RealMemory={self.real_memory_mb} Gres=gpu:1 State=UNKNOWN
 PartitionName={self.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """)
+        (self.conf.parent / "gres.conf").write_text(
+            "# the test node's GPU: a stand-in device file (slurmd counts GPUs by their files)\n"
+            "AutoDetect=off\n"
+            f"NodeName={self.NODE} Name=gpu File=/dev/null\n")
         dbd = self.conf.parent / "slurmdbd.conf"
         dbd.write_text(f"""\
 # slurmdbd of brainalign's test cluster; read from the folder of SLURM_CONF.

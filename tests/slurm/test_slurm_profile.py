@@ -97,6 +97,10 @@ def test_demo_through_slurm_equals_local_run(finished_run, slurm_cluster, tmp_pa
     hours, minutes = divmod(int(plan["runtime"]), 60)
     assert (features["AllocCPUS"], features["ReqMem"], features["Timelimit"]) == (
         plan["threads"], f"{plan['mem_mb']}M", f"{hours:02d}:{minutes:02d}:00")
+    # the profile's gpu: 1 -> --gpus=1: the feature job got the node's GPU, no other job did
+    assert profile["set-resources"][rule]["gpu"] == 1
+    assert "gres/gpu=1" in features["AllocTRES"].split(","), features
+    assert not [r for r in rows if r is not features and "gres/gpu" in r["AllocTRES"]]
 
     want = read_tsv(local / "results" / "group" / "scores.tsv")
     got = read_tsv(remote / "results" / "group" / "scores.tsv")

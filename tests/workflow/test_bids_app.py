@@ -58,3 +58,20 @@ def test_prepare_lists_what_an_offline_node_would_miss(tmp_path, demo_root):
     assert "Weights file 'w/vgg16.pth'" in msg and "Nothing is downloaded" in msg
     res = _app("prepare", "--config", str(tmp_path / "config.yaml"))
     assert res.returncode == 0 and "Everything this configuration needs is local" in res.stdout
+
+
+def test_prepare_lists_step_images_missing_for_apptainer(tmp_path):
+    """With --containers apptainer, prepare looks for the files Snakemake pulls them to."""
+    import hashlib
+
+    from brainalign.cli import missing_images
+    from brainalign.workflow import container_images
+
+    images = container_images()
+    assert len(missing_images("apptainer", apptainer_prefix=str(tmp_path))) == 4
+    for url in list(images.values())[:3]:
+        (tmp_path / f"{hashlib.md5(url.encode()).hexdigest()}.simg").write_text("image")
+    (msg,) = missing_images("apptainer", apptainer_prefix=str(tmp_path))
+    assert images["report"] in msg and "step family report" in msg
+    res = _app("prepare", "--containers", "apptainer", "--apptainer-prefix", str(tmp_path))
+    assert res.returncode == 1 and "brainalign-report" in res.stdout

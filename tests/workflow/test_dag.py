@@ -32,6 +32,7 @@ def test_dry_run_schedules_every_step_once_per_unit(tmp_path, demo_root):
         "rsa_compare": n_sub,
         "report_scores": 1,
         "report_html": 1,
+        "report_description": 1,
         "all": 1,
     }
     assert not (tmp_path / "results").exists()
@@ -129,7 +130,7 @@ def _rules():
                                        "container:", "script:", "mem_mb=", "runtime="])
 def test_every_rule_declares(directive):
     rules = list(_rules())
-    assert len(rules) == 15
+    assert len(rules) == 16
     lacking = [name for _, name, body in rules if directive not in body]
     assert not lacking, f"rules without {directive}: {lacking}"
 

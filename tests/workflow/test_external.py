@@ -75,7 +75,7 @@ def test_example_config_dry_run_schedules_external_dag(tmp_path):
     assert job_counts(res.stdout) == {
         "ingest_external": 1, "features_extract_efficientnet_lite0": 1, "rsa_layer_rdms": 1,
         "rsa_import_rdms": 3, "rsa_group_compare": 3, "report_scores": 1, "report_html": 1,
-        "all": 1}
+        "report_description": 1, "all": 1}
 
 
 def test_bids_and_external_together_is_a_config_error(tmp_path, demo_root):
