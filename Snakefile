@@ -1,6 +1,10 @@
 # brainalign: BIDS dataset -> fMRI responses -> DNN features -> encoding and RSA -> report.
 # Thin on purpose: the logic lives in the `brainalign` package, the rules in rules/*.smk.
+import sys
+
 from snakemake.utils import min_version
+
+from brainalign.report import remove_failure_report, write_failure_report
 
 min_version("9.0")
 
@@ -39,3 +43,18 @@ rule participant:
     input:
         participant_targets(),
     localrule: True
+
+
+# A run that ends with failed jobs (with --keep-going, the other subjects go on) writes
+# group/failed_jobs.tsv and group/failures.html: each failed job, its log and its error, and
+# which score tables are complete. A later successful run deletes them.
+onerror:
+    try:
+        summary = write_failure_report(log, P.root, outputs=score_tables())
+        print(f"brainalign: failure summary: {summary.absolute()}", file=sys.stderr)
+    except Exception as exc:  # never hide the run's own error behind this one
+        print(f"brainalign: no failure summary: {exc!r}", file=sys.stderr)
+
+
+onsuccess:
+    remove_failure_report(P.root)
