@@ -29,12 +29,13 @@ else:
     include: "rules/external.smk"
 
 
-# Every output of the study: the group scores table and the HTML report.
+# Every output of the study: the group scores table, the HTML report, dataset_description.json.
 rule all:
     default_target: True
     input:
         P.scores(),
         P.report(),
+        P.description(),
     localrule: True
 
 
@@ -42,6 +43,7 @@ rule all:
 rule participant:
     input:
         participant_targets(),
+        P.description(),
     localrule: True
 
 

@@ -43,7 +43,7 @@ else:
 
 # Where the post-deploy script of each conda env (envs/post-deploy.sh) installs brainalign
 # from, at the workflow's version, under --software-deployment-method conda.
-os.environ["BRAINALIGN_SOURCE"] = workflow.basedir
+os.environ.update(BRAINALIGN_SOURCE=workflow.basedir)
 
 # one container image per step family, tagged with the package version (containers/)
 CONTAINERS = container_images(BRAINALIGN_VERSION)

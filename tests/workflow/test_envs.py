@@ -62,7 +62,7 @@ def test_conda_env_installs_brainalign_after_creation(family):
     text = script.read_text()
     assert 'pip install --no-deps --no-cache-dir "$BRAINALIGN_SOURCE"' in text
     smk = (REPO / "rules" / "common.smk").read_text()
-    assert 'os.environ["BRAINALIGN_SOURCE"] = workflow.basedir' in smk
+    assert "os.environ.update(BRAINALIGN_SOURCE=workflow.basedir)" in smk
 
 
 def test_post_deploy_script_installs_the_workflow_version(tmp_path):
