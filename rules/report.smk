@@ -29,6 +29,8 @@ rule report_html:
         brain_rdms=list(brain_rdm_files().values()),
         layer_rdms=expand(P.layer_rdms("{model}"), model=list(MODELS)),
         stimuli=P.stimuli_manifest(),
+        # after it, so that provenance.json has every job's environment
+        description=P.description(),
     output:
         report=P.report(),
         provenance=P.provenance(),
@@ -45,6 +47,7 @@ rule report_html:
     params:
         brain_labels=list(brain_rdm_files()),
         models=list(MODELS),
+        logs=P.logs_dir(),
         config=CFG,
         dataset=(
             CFG["bids"]["bids_dir"] if MODE == "bids" else CFG["external"]["stimuli"]

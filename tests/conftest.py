@@ -75,3 +75,19 @@ def finished_run(tmp_path_factory, demo_root):
     res = run_snakemake(work, cfg, "--cores", "2")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return work, cfg, demo_root
+
+
+def assert_same_scores(got_workdir: Path, want_workdir: Path, *, rtol: float = 1e-10) -> None:
+    """The group scores table of two runs is the same: labels exactly, numbers to ``rtol``."""
+    import pandas as pd
+
+    from brainalign.io import read_tsv
+
+    want = read_tsv(want_workdir / "results" / "group" / "scores.tsv")
+    got = read_tsv(got_workdir / "results" / "group" / "scores.tsv")
+    assert list(got.columns) == list(want.columns)
+    numeric = want.select_dtypes("number").columns
+    assert len(numeric) >= 3
+    pd.testing.assert_frame_equal(got.drop(columns=numeric), want.drop(columns=numeric))
+    pd.testing.assert_frame_equal(got[numeric], want[numeric], check_exact=False, rtol=rtol,
+                                  atol=0)

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -117,6 +118,84 @@ def software_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def imported_package_versions(modules: Mapping | None = None) -> dict[str, str]:
+    """Versions of the installed distributions whose code this process has imported.
+
+    Each version is read from the distribution next to the module that was actually loaded,
+    so a package found on an extra search path (e.g. the host's, mounted into a container)
+    reports the version that ran, not the one the interpreter's own environment may hold.
+
+    Parameters
+    ----------
+    modules : mapping, optional
+        Module name to module; ``sys.modules`` by default.
+
+    Returns
+    -------
+    versions : dict of str to str
+        Distribution name to version, sorted by name; the standard library is not listed.
+    """
+    from importlib import metadata
+
+    modules = sys.modules if modules is None else modules
+    by_top = metadata.packages_distributions()
+    out: dict[str, str] = {}
+    for top in sorted({name.partition(".")[0] for name in list(modules)}):
+        module = modules.get(top)
+        where = getattr(module, "__file__", None) if module is not None else None
+        for dist_name in by_top.get(top, []):
+            version = None
+            if where:
+                loaded = Path(where)
+                site = loaded.parent.parent if loaded.name == "__init__.py" else loaded.parent
+                canon = re.sub(r"[-_.]+", "-", dist_name).lower()
+                for dist in metadata.distributions(path=[str(site)]):
+                    if re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower() == canon:
+                        version = dist.version
+                        break
+            if version is None:
+                try:
+                    version = metadata.version(dist_name)
+                except metadata.PackageNotFoundError:
+                    continue
+            out[dist_name] = version
+    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+
+
+def collect_job_environments(logs_dir: str | Path) -> dict[str, list[dict]]:
+    """The environments the jobs of a run ran in, per rule, from the jobs' own logs.
+
+    Every job logs one ``environment: {json}`` line at its start
+    (:func:`brainalign.workflow.job_environment`); this gathers them.
+
+    Parameters
+    ----------
+    logs_dir : str or Path
+        The run's log folder (``<rule>/<name>.log``).
+
+    Returns
+    -------
+    environments : dict
+        ``{rule: [environment, ...]}``: the distinct environments of each rule's jobs (one
+        entry unless the jobs of a rule ran in different environments).
+    """
+    marker = "environment: "
+    out: dict[str, list[dict]] = {}
+    for log in sorted(Path(logs_dir).glob("*/*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            _, found, payload = line.partition(marker)
+            if found and payload.startswith("{"):
+                try:
+                    env = json.loads(payload)
+                except json.JSONDecodeError:
+                    continue
+                envs = out.setdefault(log.parent.name, [])
+                if env not in envs:
+                    envs.append(env)
+                break
+    return dict(sorted(out.items()))
 
 
 def _png(fig) -> str:

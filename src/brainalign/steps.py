@@ -530,6 +530,8 @@ def step_report_html(
     provenance: Mapping,
     out: str,
     provenance_out: str | None = None,
+    logs_dir: str | None = None,
+    rule: str | None = None,
 ) -> None:
     """Write the HTML report (and the run's provenance as JSON).
 
@@ -546,6 +548,12 @@ def step_report_html(
     out : str
     provenance_out : str, optional
         ``provenance.json``: the resolved config, dataset and software versions of the run.
+    logs_dir : str, optional
+        The run's log folder: the environment each rule's jobs ran in (read from their logs)
+        goes to ``provenance.json`` as ``job_environments``.
+    rule : str, optional
+        This job's own rule; its environment is taken from the running process, since its
+        log gets that line only as the job ends.
     """
     import json
 
@@ -560,14 +568,23 @@ def step_report_html(
     dataset["subjects"] = sorted(s for s in table["subject"].unique() if s != "group")
     dataset["n_stimuli"] = len(read_tsv(stimuli_table))
     prov["dataset"] = dataset
-    if provenance_out:
-        from brainalign.report import software_versions
-
-        with atomic_output(provenance_out) as tmp:
-            write_json(tmp, {**prov, "software": software_versions()})
     with atomic_output(out) as tmp:
         write_html_report(table, tmp, brain_rdms=brain_rdms, layer_rdms=layer_rdms,
                           provenance=prov)
+    # after the report, so that this job's environment lists what drew it
+    if provenance_out:
+        from brainalign.report import collect_job_environments, software_versions
+
+        record = {**prov, "software": software_versions()}
+        if logs_dir:
+            envs = collect_job_environments(logs_dir)
+            if rule:
+                from brainalign.workflow import job_environment
+
+                envs[rule] = [job_environment()]
+            record["job_environments"] = dict(sorted(envs.items()))
+        with atomic_output(provenance_out) as tmp:
+            write_json(tmp, record)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Snakemake; the rules call these and nothing else.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -21,6 +22,7 @@ __all__ = [
     "DerivPaths",
     "job_context",
     "runtime_environment",
+    "job_environment",
     "derivative_description",
     "container_images",
     "STEP_FAMILIES",
@@ -136,6 +138,10 @@ class DerivPaths:
     def provenance(self) -> str:
         """Resolved config, dataset and software versions of the run (JSON)."""
         return self._p("group", "provenance.json")
+
+    def logs_dir(self) -> str:
+        """Folder of every job's log (``<rule>/<name>.log``)."""
+        return self._p("logs")
 
     def log(self, rule: str, name: str) -> str:
         """Log file of one job."""
@@ -263,18 +269,18 @@ def job_context(smk) -> Iterator[logging.Logger]:
                 f"environment has brainalign {__version__}. Rebuild the environment/container "
                 "at the workflow's version."
             )
-        try:
-            import torch
-
-            torch.set_num_threads(threads)
-        except ImportError:  # analysis environments need not have torch
-            pass
+        # torch reads OMP_NUM_THREADS when it is first imported; set it if it already was
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
         with threadpool_limits(limits=threads):
             logger.info("start (threads=%d, %s)", threads, runtime_environment())
             yield logger
+            logger.info("environment: %s", json.dumps(job_environment(), sort_keys=True))
             logger.info("done")
     except BaseException:
         logger.error("failed:\n%s", traceback.format_exc())
+        with contextlib.suppress(Exception):
+            logger.info("environment: %s", json.dumps(job_environment(), sort_keys=True))
         raise
     finally:
         root.removeHandler(handler)
@@ -299,6 +305,31 @@ def runtime_environment() -> str:
     if family.is_file():
         text += f", container image of step family {family.read_text().strip()}"
     return text
+
+
+def job_environment() -> dict:
+    """What the running job ran with, as recorded in its log and in provenance.json.
+
+    Returns
+    -------
+    environment : dict
+        ``python`` (executable and version), ``brainalign`` (version and folder),
+        ``container_family`` (None outside brainalign's images) and ``packages``: the version
+        of every installed distribution whose code the job has imported so far
+        (:func:`brainalign.report.imported_package_versions`).
+    """
+    import platform
+
+    import brainalign
+    from brainalign.report import imported_package_versions
+
+    family = Path("/opt/brainalign/family")
+    return {
+        "python": {"executable": sys.executable, "version": platform.python_version()},
+        "brainalign": {"version": __version__, "path": str(Path(brainalign.__file__).parent)},
+        "container_family": family.read_text().strip() if family.is_file() else None,
+        "packages": {k: v for k, v in imported_package_versions().items() if k != "brainalign"},
+    }
 
 
 def check_dataset_against_config(index, config: dict) -> None:

@@ -14,12 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from brainalign import __version__
-from brainalign.io import read_tsv
-from tests.conftest import REPO, job_counts, make_config, run_snakemake
+from tests.conftest import REPO, assert_same_scores, job_counts, make_config, run_snakemake
 from tests.containers.conftest import podman_run
 
 FAMILIES = ("fmri", "features", "analysis", "report")
@@ -95,6 +93,22 @@ def test_demo_steps_in_their_images_equal_host_run(step_images, finished_run,
     tags = {g["Description"].split()[2]: g["Container"] for g in desc["GeneratedBy"]}
     assert tags == {f: {"Type": "docker", "Tag": step_images[f]} for f in FAMILIES}
 
+    # provenance.json records, per rule, the environment its jobs ran in: their image's
+    envs = json.loads((work / "results" / "group" / "provenance.json").read_text())[
+        "job_environments"]
+    assert {r for r in envs} == {log.parent.name for log in logs}
+    for rule, (env,) in envs.items():
+        family = next(f for prefix, f in RULE_FAMILY.items() if rule.startswith(prefix))
+        assert env["container_family"] == family, rule
+        assert env["python"]["executable"].startswith("/opt/venv/bin/python")
+        # the packages each job imported, at the versions pinned for its image
+        imported = {k.lower(): v for k, v in env["packages"].items()}
+        assert ("torch" in imported) == rule.startswith("features_extract"), rule
+        assert imported.keys() & _pins(family).keys(), rule
+        for name, version in _pins(family).items():
+            if name in imported:
+                assert imported[name] == version, (rule, name)
+
     # prepare, as on a login node before an offline run, finds every image: in Podman's
     # storage, and where this run's Snakemake keeps the pulled images
     for args in (["--containers", "podman"],
@@ -106,11 +120,4 @@ def test_demo_steps_in_their_images_equal_host_run(step_images, finished_run,
         assert res.returncode == 0, res.stdout + res.stderr
         assert "images); nothing will be downloaded" in res.stdout
 
-    want = read_tsv(local / "results" / "group" / "scores.tsv")
-    got = read_tsv(work / "results" / "group" / "scores.tsv")
-    assert list(got.columns) == list(want.columns)
-    numeric = want.select_dtypes("number").columns
-    assert len(numeric) >= 3
-    pd.testing.assert_frame_equal(got.drop(columns=numeric), want.drop(columns=numeric))
-    pd.testing.assert_frame_equal(got[numeric], want[numeric], check_exact=False, rtol=1e-6,
-                                  atol=1e-9)
+    assert_same_scores(work, local)

@@ -8,7 +8,9 @@ are a BIDS derivative with a log per job and a report with figures and provenanc
 from __future__ import annotations
 
 import json
+import sys
 from html import unescape
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -104,6 +106,18 @@ def test_provenance_json_has_config_and_versions(finished_run):
     assert prov["config"]["encoding"]["ridge"]["n_folds"] == 5
     assert prov["software"]["brainalign"] == "0.1.0" and prov["software"]["torch"] == "2.14.1"
     assert prov["dataset"]["subjects"] == ["01", "02"] and prov["dataset"]["n_stimuli"] == 48
+    # the environment of every rule's jobs, read from their logs: here all on the host venv
+    envs = prov["job_environments"]
+    rules = {p.name for p in (work / "results" / "logs").iterdir() if p.is_dir()}
+    assert set(envs) == rules and len(rules) == 13
+    for (env,) in envs.values():
+        assert Path(env["python"]["executable"]).resolve() == Path(sys.executable).resolve()
+        assert env["brainalign"]["version"] == "0.1.0" and env["container_family"] is None
+        assert env["packages"]["numpy"] == "2.4.6"
+    # packages are those each job imported: torch only where the network ran
+    with_torch = {rule for rule, (env,) in envs.items() if "torch" in env["packages"]}
+    assert with_torch == {r for r in rules if r.startswith("features_extract")}
+    assert {envs[r][0]["packages"]["torch"] for r in with_torch} == {"2.14.1"}
 
 
 def test_report_has_figures_and_provenance(finished_run):

@@ -13,12 +13,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
-from brainalign.io import read_tsv
-from tests.conftest import job_counts, make_config, run_snakemake
+from tests.conftest import assert_same_scores, job_counts, make_config, run_snakemake
 from tests.slurm import local_slurm
 from tests.slurm.conftest import PROFILE
 
@@ -102,14 +100,7 @@ def test_demo_through_slurm_equals_local_run(finished_run, slurm_cluster, tmp_pa
     assert "gres/gpu=1" in features["AllocTRES"].split(","), features
     assert not [r for r in rows if r is not features and "gres/gpu" in r["AllocTRES"]]
 
-    want = read_tsv(local / "results" / "group" / "scores.tsv")
-    got = read_tsv(remote / "results" / "group" / "scores.tsv")
-    assert list(got.columns) == list(want.columns)
-    numeric = want.select_dtypes("number").columns
-    assert len(numeric) >= 3
-    pd.testing.assert_frame_equal(got.drop(columns=numeric), want.drop(columns=numeric))
-    pd.testing.assert_frame_equal(got[numeric], want[numeric], check_exact=False, rtol=1e-10,
-                                  atol=0)
+    assert_same_scores(remote, local)
 
 
 FLAKY_SNAKEFILE = """\
