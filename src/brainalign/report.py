@@ -137,37 +137,28 @@ def imported_package_versions(modules: Mapping | None = None) -> dict[str, str]:
     versions : dict of str to str
         Distribution name to version, sorted by name; the standard library is not listed.
     """
-    from importlib import metadata
-
     modules = sys.modules if modules is None else modules
     by_top = metadata.packages_distributions()
     out: dict[str, str] = {}
     for top in sorted({name.partition(".")[0] for name in list(modules)}):
-        module = modules.get(top)
-        where = getattr(module, "__file__", None) if module is not None else None
+        where = getattr(modules.get(top), "__file__", None)
+        site = None
+        if where:
+            loaded = Path(where)
+            site = loaded.parent.parent if loaded.name == "__init__.py" else loaded.parent
         for dist_name in by_top.get(top, []):
-            version = None
-            if where:
-                loaded = Path(where)
-                site = loaded.parent.parent if loaded.name == "__init__.py" else loaded.parent
-                canon = re.sub(r"[-_.]+", "-", dist_name).lower()
-                for dist in metadata.distributions(path=[str(site)]):
-                    if re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower() == canon:
-                        version = dist.version
-                        break
-            if version is None:
-                try:
-                    version = metadata.version(dist_name)
-                except metadata.PackageNotFoundError:
-                    continue
-            out[dist_name] = version
+            found = list(metadata.distributions(name=dist_name, path=[str(site)])) if site else []
+            try:
+                out[dist_name] = found[0].version if found else metadata.version(dist_name)
+            except metadata.PackageNotFoundError:
+                continue
     return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
 
 
 def collect_job_environments(logs_dir: str | Path) -> dict[str, list[dict]]:
     """The environments the jobs of a run ran in, per rule, from the jobs' own logs.
 
-    Every job logs one ``environment: {json}`` line at its start
+    Every job logs one ``environment: {json}`` line as it ends, failed or not
     (:func:`brainalign.workflow.job_environment`); this gathers them.
 
     Parameters

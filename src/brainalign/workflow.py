@@ -275,14 +275,14 @@ def job_context(smk) -> Iterator[logging.Logger]:
         with threadpool_limits(limits=threads):
             logger.info("start (threads=%d, %s)", threads, runtime_environment())
             yield logger
-            logger.info("environment: %s", json.dumps(job_environment(), sort_keys=True))
             logger.info("done")
     except BaseException:
         logger.error("failed:\n%s", traceback.format_exc())
-        with contextlib.suppress(Exception):
-            logger.info("environment: %s", json.dumps(job_environment(), sort_keys=True))
         raise
     finally:
+        # what the job imported, done or failed; the report gathers these lines
+        with contextlib.suppress(Exception):
+            logger.info("environment: %s", json.dumps(job_environment(), sort_keys=True))
         root.removeHandler(handler)
         handler.close()
 
@@ -301,10 +301,16 @@ def runtime_environment() -> str:
 
     text = (f"brainalign {__version__} from {Path(brainalign.__file__).parent}, "
             f"python {sys.executable}")
-    family = Path("/opt/brainalign/family")
-    if family.is_file():
-        text += f", container image of step family {family.read_text().strip()}"
+    family = _image_family()
+    if family:
+        text += f", container image of step family {family}"
     return text
+
+
+def _image_family() -> str | None:
+    """Step family of the brainalign image this runs in (containers/install.sh records it)."""
+    family = Path("/opt/brainalign/family")
+    return family.read_text().strip() if family.is_file() else None
 
 
 def job_environment() -> dict:
@@ -323,11 +329,10 @@ def job_environment() -> dict:
     import brainalign
     from brainalign.report import imported_package_versions
 
-    family = Path("/opt/brainalign/family")
     return {
         "python": {"executable": sys.executable, "version": platform.python_version()},
         "brainalign": {"version": __version__, "path": str(Path(brainalign.__file__).parent)},
-        "container_family": family.read_text().strip() if family.is_file() else None,
+        "container_family": _image_family(),
         "packages": {k: v for k, v in imported_package_versions().items() if k != "brainalign"},
     }
 
