@@ -9,7 +9,12 @@ from brainalign.report import remove_failure_report, write_failure_report
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo study's configuration, unless the user gives their own with --configfile: a user's
+# file replaces it (Snakemake would otherwise merge the two, and the demo's models and ROIs would
+# leak into the user's study). --config key=value still updates whichever file is used.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"

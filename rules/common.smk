@@ -3,20 +3,29 @@
 import os
 
 from brainalign import __version__ as BRAINALIGN_VERSION
-from brainalign.bids import index_dataset
+from brainalign.ingest.bids import index_dataset
 from brainalign.config import validate_config
-from brainalign.external import read_stimulus_table
+from brainalign.ingest.external import read_stimulus_table
 from brainalign.workflow import (
     DerivPaths,
     check_dataset_against_config,
     check_stimuli_against_config,
     container_images,
     derivative_description,
+    subject_path,
 )
 
 CFG = validate_config(config, base_dir=os.getcwd())
 P = DerivPaths(CFG["output_dir"])
 MODELS = CFG["features"]["models"]
+# File names carry BIDS labels (letters and digits only) of model and layer names, and so do the
+# {model} and {layer} wildcards (efficientnet_lite0 -> efficientnetlite0, conv1_1 -> conv11; see
+# brainalign.workflow.entity_label). Rules that need a real name map the label back; config
+# validation rejects names that would share a label.
+from brainalign.workflow import entity_label
+
+MODEL_OF_LABEL = {entity_label(m): m for m in MODELS}
+MODEL_LABELS = list(MODEL_OF_LABEL)
 # Input mode: a raw BIDS dataset, or external brain RDMs plus a stimulus table.
 MODE = "bids" if CFG["bids"] else "external"
 if MODE == "bids":
@@ -25,6 +34,7 @@ if MODE == "bids":
         tasks=CFG["bids"]["tasks"],
         participant_label=CFG["bids"]["participant_label"],
         stimuli_dir=CFG["bids"]["stimuli_dir"],
+        sessions=CFG["bids"]["sessions"],
     )
     check_dataset_against_config(INDEX, CFG)
     SUBJECTS = INDEX.subjects
@@ -57,15 +67,20 @@ wildcard_constraints:
     subject="[A-Za-z0-9]+",
     task="[A-Za-z0-9]+",
     run="[A-Za-z0-9]+",
-    model="[A-Za-z0-9_]+",
+    model="[A-Za-z0-9]+",
     layer="[A-Za-z0-9]+",
     rdmset="[A-Za-z0-9]+",
 
 
-def roi_file(key, subject=None):
-    """Absolute path of the ROI atlas (``dseg``) or labels file for a subject."""
-    path = ROIS[key].format(subject=subject)
-    return path if os.path.isabs(path) else os.path.join(str(INDEX.bids_dir), path)
+def roi_file(key, subject):
+    """Path of a subject's ROI atlas (``dseg``) or labels file (fmri.rois)."""
+    return subject_path(ROIS[key], INDEX.bids_dir, subject)
+
+
+def mask_file(subject):
+    """The subject's mask image with fmri.mask.method ``file``; none otherwise."""
+    mask = CFG["fmri"]["mask"]
+    return [subject_path(mask["path"], INDEX.bids_dir, subject)] if mask["path"] else []
 
 
 def subject_runs(path_fn):
@@ -79,11 +94,18 @@ def score_tables():
     """Every per-subject/per-set score table that goes into group/scores.tsv."""
     if MODE == "bids":
         return expand(P.encoding_summary("{subject}"), subject=SUBJECTS) + expand(
-            P.rsa_scores("{subject}", "{model}"), subject=SUBJECTS, model=list(MODELS)
+            P.rsa_scores("{subject}", "{model}"), subject=SUBJECTS, model=MODEL_LABELS
         )
     return expand(
-        P.rsa_group_scores("{rdmset}", "{model}"), rdmset=RDMSETS, model=list(MODELS)
+        P.rsa_group_scores("{rdmset}", "{model}"), rdmset=RDMSETS, model=MODEL_LABELS
     )
+
+
+def roi_voxel_tables():
+    """Per-subject tables of ROI voxels before and after masking (BIDS mode)."""
+    if MODE != "bids":
+        return []
+    return expand(P.roi_voxels("{subject}"), subject=SUBJECTS)
 
 
 def brain_rdm_files():
@@ -101,6 +123,6 @@ def participant_targets():
         expand(P.responses("{subject}"), subject=SUBJECTS)
         + expand(P.encoding_summary("{subject}"), subject=SUBJECTS)
         + expand(
-            P.rsa_scores("{subject}", "{model}"), subject=SUBJECTS, model=list(MODELS)
+            P.rsa_scores("{subject}", "{model}"), subject=SUBJECTS, model=MODEL_LABELS
         )
     )

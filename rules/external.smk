@@ -63,6 +63,7 @@ rule rsa_group_compare:
         mem_mb=4000,
         runtime=30,
     params:
+        model=lambda wc: MODEL_OF_LABEL[wc.model],
         comparison=CFG["rsa"]["comparison"],
         inference={
             k: CFG["rsa"][k]

@@ -1,10 +1,14 @@
 rule fmri_preprocess:
-    """Preprocess one BOLD run (backend chosen by fmri.preprocessing)."""
+    """Preprocess one BOLD run (backend chosen by fmri.preprocessing) in the configured mask."""
     input:
         bold=lambda wc: INDEX.run(wc.subject, f"task-{wc.task}_run-{wc.run}").bold,
+        dseg=lambda wc: roi_file("dseg", wc.subject),
+        labels=lambda wc: roi_file("labels", wc.subject),
+        mask_file=lambda wc: mask_file(wc.subject),
     output:
         bold=P.preproc_bold("{subject}", "{task}", "{run}"),
         mask=P.brain_mask("{subject}", "{task}", "{run}"),
+        mask_json=P.brain_mask_json("{subject}", "{task}", "{run}"),
         confounds=P.confounds("{subject}", "{task}", "{run}"),
     log:
         P.log("fmri_preprocess", "sub-{subject}_task-{task}_run-{run}"),
@@ -19,6 +23,8 @@ rule fmri_preprocess:
     params:
         method=CFG["fmri"]["preprocessing"],
         options=CFG["fmri"].get(CFG["fmri"]["preprocessing"], {}),
+        mask=CFG["fmri"]["mask"],
+        roi_names=ROIS["names"],
         version=BRAINALIGN_VERSION,
     script:
         "../scripts/fmri_preprocess.py"
@@ -58,11 +64,13 @@ rule fmri_responses:
         betas=subject_runs(P.trial_betas),
         trials=subject_runs(P.trial_table),
         masks=subject_runs(P.brain_mask),
+        mask_sidecars=subject_runs(P.brain_mask_json),
         stimuli=P.stimuli_manifest(),
         dseg=lambda wc: roi_file("dseg", wc.subject),
-        labels=roi_file("labels"),
+        labels=lambda wc: roi_file("labels", wc.subject),
     output:
         responses=P.responses("{subject}"),
+        voxels=P.roi_voxels("{subject}"),
     log:
         P.log("fmri_responses", "sub-{subject}"),
     conda:
@@ -75,6 +83,7 @@ rule fmri_responses:
         runtime=30,
     params:
         roi_names=ROIS["names"],
+        runs=lambda wc: [r.key for r in INDEX.runs_of(wc.subject)],
         version=BRAINALIGN_VERSION,
     script:
         "../scripts/fmri_responses.py"

@@ -27,8 +27,9 @@ rule report_html:
     input:
         scores=P.scores(),
         brain_rdms=list(brain_rdm_files().values()),
-        layer_rdms=expand(P.layer_rdms("{model}"), model=list(MODELS)),
+        layer_rdms=[P.layer_rdms(m) for m in MODELS],
         stimuli=P.stimuli_manifest(),
+        roi_voxels=roi_voxel_tables(),
         # after it, so that provenance.json has every job's environment
         description=P.description(),
     output:

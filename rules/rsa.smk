@@ -1,8 +1,8 @@
 rule rsa_layer_rdms:
-    """RDM of every configured layer of one model."""
+    """RDM of every configured layer of one model ({model} is its file-name label)."""
     input:
         features=lambda wc: [
-            P.features(wc.model, l) for l in MODELS[wc.model]["layers"]
+            P.features(wc.model, l) for l in MODELS[MODEL_OF_LABEL[wc.model]]["layers"]
         ],
     output:
         rdms=P.layer_rdms("{model}"),
@@ -17,7 +17,7 @@ rule rsa_layer_rdms:
         mem_mb=4000,
         runtime=20,
     params:
-        layers=lambda wc: MODELS[wc.model]["layers"],
+        layers=lambda wc: MODELS[MODEL_OF_LABEL[wc.model]]["layers"],
         metric=CFG["rsa"]["feature_distance"],
         version=BRAINALIGN_VERSION,
     script:
@@ -49,7 +49,7 @@ rule rsa_roi_rdms:
 
 
 rule rsa_compare:
-    """Compare one subject's ROI RDMs with one model's layer RDMs."""
+    """Compare one subject's ROI RDMs with one model's layer RDMs (tables name the model)."""
     input:
         roi_rdms=P.roi_rdms("{subject}"),
         layer_rdms=P.layer_rdms("{model}"),
@@ -66,6 +66,7 @@ rule rsa_compare:
         mem_mb=1000,
         runtime=10,
     params:
+        model=lambda wc: MODEL_OF_LABEL[wc.model],
         comparison=CFG["rsa"]["comparison"],
         version=BRAINALIGN_VERSION,
     script:

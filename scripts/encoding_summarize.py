@@ -1,6 +1,6 @@
 """Adapter of rule encoding_summarize."""
 
-from brainalign.steps import step_encoding_summary
+from brainalign.encoding.steps import step_encoding_summary
 from brainalign.workflow import job_context
 
 smk = snakemake  # noqa: F821

@@ -1,6 +1,6 @@
 """Adapter of the features_extract_<model> rules."""
 
-from brainalign.steps import step_features
+from brainalign.features.steps import step_features
 from brainalign.workflow import job_context
 
 smk = snakemake  # noqa: F821

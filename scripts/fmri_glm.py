@@ -1,6 +1,6 @@
 """Adapter of rule fmri_glm."""
 
-from brainalign.steps import step_glm
+from brainalign.fmri.steps import step_glm
 from brainalign.workflow import job_context
 
 smk = snakemake  # noqa: F821

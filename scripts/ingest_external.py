@@ -1,6 +1,6 @@
 """Adapter of rule ingest_external."""
 
-from brainalign.steps import step_ingest_external
+from brainalign.ingest.steps import step_ingest_external
 from brainalign.workflow import job_context
 
 smk = snakemake  # noqa: F821

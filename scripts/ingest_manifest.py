@@ -1,7 +1,7 @@
 """Adapter of rule ingest_manifest."""
 
-from brainalign.bids import index_dataset
-from brainalign.steps import step_ingest
+from brainalign.ingest.bids import index_dataset
+from brainalign.ingest.steps import step_ingest
 from brainalign.workflow import job_context
 
 with job_context(snakemake):  # noqa: F821
@@ -11,6 +11,7 @@ with job_context(snakemake):  # noqa: F821
         tasks=bids["tasks"],
         participant_label=bids["participant_label"],
         stimuli_dir=bids["stimuli_dir"],
+        sessions=bids["sessions"],
     )
     step_ingest(
         index,

@@ -1,6 +1,6 @@
 """Adapter of rule report_description."""
 
-from brainalign.steps import step_describe
+from brainalign.report.steps import step_describe
 from brainalign.workflow import job_context
 
 smk = snakemake  # noqa: F821

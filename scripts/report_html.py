@@ -1,6 +1,6 @@
 """Adapter of rule report_html."""
 
-from brainalign.steps import step_report_html
+from brainalign.report.steps import step_report_html
 from brainalign.workflow import job_context
 
 smk = snakemake  # noqa: F821
@@ -10,6 +10,7 @@ with job_context(smk):
         brain_rdms=dict(zip(smk.params.brain_labels, smk.input.brain_rdms, strict=True)),
         layer_rdms=dict(zip(smk.params.models, smk.input.layer_rdms, strict=True)),
         stimuli_table=smk.input.stimuli,
+        roi_voxels=list(smk.input.roi_voxels),
         provenance={"config": smk.params.config, "dataset": {"path": smk.params.dataset}},
         out=smk.output.report, provenance_out=smk.output.provenance, logs_dir=smk.params.logs,
         rule=smk.rule)

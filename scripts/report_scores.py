@@ -1,6 +1,6 @@
 """Adapter of rule report_scores."""
 
-from brainalign.steps import step_report_scores
+from brainalign.report.steps import step_report_scores
 from brainalign.workflow import job_context
 
 smk = snakemake  # noqa: F821

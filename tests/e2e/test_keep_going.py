@@ -43,7 +43,7 @@ def test_keep_going_finishes_other_subjects_and_reports_the_failure(tmp_path, de
     # the other subject is finished: complete score tables, no temporary files left
     tables = {
         "encoding": out / "sub-01" / "encoding" / "sub-01_desc-summary_scores.tsv",
-        "rsa": out / "sub-01" / "rsa" / "sub-01_model-efficientnet_lite0_scores.tsv",
+        "rsa": out / "sub-01" / "rsa" / "sub-01_model-efficientnetlite0_scores.tsv",
     }
     for analysis, path in tables.items():
         table = read_tsv(path)

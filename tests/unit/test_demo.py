@@ -73,6 +73,54 @@ def test_draw_stimulus_unknown_shape():
 
 
 # ---------------------------------------------------------------------------------------------
+# the planted features: an independent read-out of EfficientNet-Lite0 agrees with brainalign's
+
+
+def test_planted_features_agree_with_brainalign_features(tmp_path):
+    """Hooks on the raw package modules vs the traced-graph read-out of brainalign.features.
+
+    The demo plants its truth through the first path and the workflow recovers it through the
+    second, so a wrong layer map in either one fails here (the stages have distinct outputs:
+    a map off by one block gives other values, or another shape).
+    """
+    from brainalign.demo import _load_stimuli, _planted_features
+    from brainalign.features import ARCHITECTURES, build_model, extract_features, load_images
+
+    paths = []
+    for shape, colour, ori in [("circle", "red", 0), ("star", "blue", 60),
+                               ("triangle", "yellow", 120)]:
+        paths.append(tmp_path / f"{shape}.png")
+        draw_stimulus(shape, colour, ori).save(paths[-1])
+    layers = list(ARCHITECTURES["efficientnet_lite0"].layers)  # stem, stage1..7, head, logits
+    planted = _planted_features(paths, layers, spatial_pool=2, batch_size=2)
+    model = build_model({"architecture": "efficientnet_lite0", "weights": "shipped", "seed": 0})
+    recovered = extract_features(model, "efficientnet_lite0", paths, layers, spatial_pool=2,
+                                 batch_size=3, device="cpu")
+    widths = {"stem": 32, "stage1": 16, "stage2": 24, "stage3": 40, "stage4": 80, "stage5": 112,
+              "stage6": 192, "stage7": 320, "head": 1280}
+    for layer in layers:
+        n = 1000 if layer == "logits" else widths[layer] * 4
+        assert planted[layer].shape == recovered[layer].shape == (3, n), layer
+        np.testing.assert_allclose(planted[layer], recovered[layer], rtol=1e-4, atol=1e-4,
+                                   err_msg=layer)
+    # the tolerance tells neighbouring blocks apart: block 1 has stage2's width (stage2 ends at
+    # block 2), and its output is far from stage2's, so a map off by one block fails above
+    import torch
+    import torch.nn.functional as F
+
+    grabbed = {}
+    hook = model._blocks[1].register_forward_hook(lambda _m, _i, out: grabbed.setdefault(1, out))
+    with torch.no_grad():
+        model(load_images(paths))
+    hook.remove()
+    block1 = F.adaptive_avg_pool2d(grabbed[1], 2).flatten(1).numpy()
+    assert block1.shape == recovered["stage2"].shape
+    assert np.abs(block1 - recovered["stage2"]).max() > 0.1
+    # the two image loaders agree exactly (the planted path does not import brainalign's)
+    np.testing.assert_array_equal(_load_stimuli(paths).numpy(), load_images(paths).numpy())
+
+
+# ---------------------------------------------------------------------------------------------
 # make_demo_dataset (one generation shared by the module)
 
 

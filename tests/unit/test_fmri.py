@@ -15,11 +15,11 @@ from brainalign.fmri import (
     fit_single_trial_betas,
     noise_ceiling_from_reliability,
     preprocess_light,
-    roi_voxel_labels,
     single_trial_design,
     spearman_brown,
     split_half_reliability,
 )
+from brainalign.fmri.masks import atlas_on_grid, roi_label_map
 from brainalign.io import read_tsv
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +209,9 @@ def synthetic_bold(rng):
 
 def test_preprocess_light_percent_signal_change(synthetic_bold):
     img = synthetic_bold["img"]
-    pre, mask_img, confounds = preprocess_light(img, n_confounds=3)
+    pre, mask_img, confounds, info = preprocess_light(img, n_confounds=3)
+    assert info["data_mask"] == "EPI mask (dark background)"
+    assert not info["nonfinite"].any()
     mask = np.asanyarray(mask_img.dataobj) > 0
     # the mask is nilearn's EPI mask of the raw image, inside the planted sphere
     np.testing.assert_array_equal(mask, compute_epi_mask(img).get_fdata() > 0)
@@ -229,7 +231,7 @@ def test_preprocess_light_percent_signal_change(synthetic_bold):
 
 
 def test_preprocess_light_confounds_capture_edge_not_interior(synthetic_bold):
-    _, _, confounds = preprocess_light(synthetic_bold["img"], n_confounds=3)
+    _, _, confounds, _ = preprocess_light(synthetic_bold["img"], n_confounds=3)
     assert isinstance(confounds, pd.DataFrame)
     assert confounds.shape == (N_T, 3)
     assert list(confounds.columns) == ["hv_00", "hv_01", "hv_02"]
@@ -240,10 +242,16 @@ def test_preprocess_light_confounds_capture_edge_not_interior(synthetic_bold):
 
 
 def test_preprocess_light_no_confounds_and_smoothing(synthetic_bold):
-    pre, _, confounds = preprocess_light(synthetic_bold["img"], n_confounds=0, fwhm_mm=6.0)
+    pre, _, confounds, _ = preprocess_light(synthetic_bold["img"], n_confounds=0, fwhm_mm=6.0)
     assert confounds.shape == (N_T, 0)
-    # smoothing mixes the square wave with its neighbours: no longer exactly +-1
-    assert not np.allclose(pre.get_fdata()[CENTRE], synthetic_bold["square"], atol=1e-2)
+    # smoothing comes first, then percent signal change: equal to nilearn's smooth_img of the
+    # raw image, scaled independently here; it mixes the square wave with its neighbours
+    from nilearn.image import smooth_img
+
+    raw = smooth_img(synthetic_bold["img"], 6.0).get_fdata()[CENTRE]
+    want = 100.0 * (raw - raw.mean()) / raw.mean()
+    np.testing.assert_allclose(pre.get_fdata()[CENTRE], want, atol=1e-3)
+    assert np.abs(want - synthetic_bold["square"]).max() > 0.1
 
 
 def test_preprocess_light_rejects_3d_image():
@@ -253,7 +261,7 @@ def test_preprocess_light_rejects_3d_image():
 
 
 def test_edge_mask_subset_of_mask_and_excludes_centre(synthetic_bold):
-    _, mask_img, _ = preprocess_light(synthetic_bold["img"], n_confounds=0)
+    _, mask_img, _, _ = preprocess_light(synthetic_bold["img"], n_confounds=0)
     mask = np.asanyarray(mask_img.dataobj) > 0
     edge = np.asanyarray(edge_mask(mask_img).dataobj) > 0
     assert edge.any()
@@ -274,7 +282,7 @@ def test_edge_mask_of_a_cube_hand_counted(width, n_inner):
 
 
 # ---------------------------------------------------------------------------------------------
-# roi_voxel_labels
+# ROI labels on the BOLD grid (brainalign.fmri.masks)
 
 
 def _roi_images(affine=None):
@@ -296,46 +304,37 @@ def labels_tsv(tmp_path):
     return path
 
 
-def test_roi_voxel_labels_null_roi(labels_tsv):
+def test_roi_label_map_null_roi(labels_tsv):
     # regression: pandas' default reader turns the ROI name "null" into NaN
     assert pd.read_csv(labels_tsv, sep="\t")["name"].isna().any()
     labels = read_tsv(labels_tsv)
     assert labels["name"].tolist() == ["early", "late", "null", "outside"]
 
-    dseg_img, mask_img = _roi_images()
-    out = roi_voxel_labels(dseg_img, mask_img, labels, ["early", "late", "null"])
-    mask = np.asanyarray(mask_img.dataobj) > 0
-    names = np.array(["", "early", "late", "null", ""])  # label 4 is not selected
-    expected = names[np.asanyarray(dseg_img.dataobj)[mask]]  # C order, like apply_mask
-    np.testing.assert_array_equal(out, expected)
-    assert (out == "null").sum() == 2 * 2 * 4
-    assert (out == "late").sum() == 2 * 2 * 2
-    assert out.shape == (mask.sum(),)
+    dseg_img, _ = _roi_images()
+    rois = roi_label_map(dseg_img, labels, ["early", "late", "null"])
+    assert list(rois) == ["early", "late", "null"]  # label 4 is not selected
+    dseg = np.asanyarray(dseg_img.dataobj)
+    for value, name in enumerate(["early", "late", "null"], start=1):
+        np.testing.assert_array_equal(rois[name], dseg == value)
+    assert rois["null"].sum() == 2 * 2 * 4
+    assert rois["late"].sum() == 2 * 2 * 2
+    # empty names: every non-zero label
+    assert list(roi_label_map(dseg_img, labels, [])) == ["early", "late", "null", "outside"]
 
 
-def test_roi_voxel_labels_subset_of_names(labels_tsv):
-    dseg_img, mask_img = _roi_images()
-    out = roi_voxel_labels(dseg_img, mask_img, read_tsv(labels_tsv), ["null"])
-    assert set(out) == {"", "null"}
-    assert (out == "null").sum() == 16
+def test_roi_label_map_unknown_name(labels_tsv):
+    dseg_img, _ = _roi_images()
+    with pytest.raises(BIDSInputError, match=r"ROI\(s\) \['V9'\] are not defined .*early"):
+        roi_label_map(dseg_img, read_tsv(labels_tsv), ["early", "V9"])
 
 
-def test_roi_voxel_labels_resamples_finer_atlas(labels_tsv):
+def test_atlas_on_grid_resamples_finer_atlas(labels_tsv):
     # the atlas at twice the resolution: voxel (i, j, k) of the mask sits on (2i, 2j, 2k)
     dseg_img, mask_img = _roi_images()
     fine = np.asanyarray(dseg_img.dataobj)
     fine = fine.repeat(2, 0).repeat(2, 1).repeat(2, 2)
     fine_img = nib.Nifti1Image(fine, np.diag([1.5, 1.5, 1.5, 1.0]))
-    labels = read_tsv(labels_tsv)
-    names = ["early", "late", "null"]
-    out = roi_voxel_labels(fine_img, mask_img, labels, names)
-    np.testing.assert_array_equal(out, roi_voxel_labels(dseg_img, mask_img, labels, names))
-
-
-def test_roi_voxel_labels_roi_outside_mask(labels_tsv):
-    dseg_img, mask_img = _roi_images()
-    with pytest.raises(BIDSInputError, match=r"ROI 'outside' has no voxel inside the brain mask"):
-        roi_voxel_labels(dseg_img, mask_img, read_tsv(labels_tsv), ["early", "outside"])
-    # empty names: all non-zero labels, so 'outside' is required as well
-    with pytest.raises(BIDSInputError, match=r"ROI 'outside'"):
-        roi_voxel_labels(dseg_img, mask_img, read_tsv(labels_tsv), [])
+    on_grid = atlas_on_grid(fine_img, mask_img)
+    assert on_grid.shape == mask_img.shape
+    np.testing.assert_array_equal(np.asanyarray(on_grid.dataobj), np.asanyarray(dseg_img.dataobj))
+    assert atlas_on_grid(dseg_img, mask_img) is dseg_img  # same grid: untouched

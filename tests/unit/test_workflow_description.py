@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from brainalign import __version__
-from brainalign.steps import step_describe
+from brainalign.report.steps import step_describe
 from brainalign.workflow import STEP_FAMILIES, container_images, derivative_description
 from tests.unit.test_demo import _find_validator
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from brainalign.errors import BIDSInputError, DataShapeError
-from brainalign.external import load_rdm_set, read_stimulus_table, square_to_condensed
+from brainalign.ingest.external import load_rdm_set, read_stimulus_table, square_to_condensed
 from tests.conftest import REPO, SHARED_DATA, job_counts, run_snakemake
 
 K92 = SHARED_DATA / "kriegeskorte2008_92images"

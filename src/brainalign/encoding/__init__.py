@@ -12,6 +12,10 @@ Modules
     :func:`normalize_by_ceiling`) and the CV criteria :data:`CV_SCORERS`.
 ``splits``
     :func:`kfold_indices`, :func:`group_kfold_indices`, :func:`make_splits`.
+``null``
+    Scores without signal: :func:`null_scores` (the design's null offset and a voxel's null
+    SD), :func:`beta_noise_covariance` and :func:`averaged_noise_covariance` (noise covariance
+    of single-trial and stimulus-mean betas implied by the GLM design), :func:`roi_null_sd`.
 
 The solver (:func:`solve_ridge_cv`) decomposes each training set once (eigendecomposition
 of ``X^T X``, or of the kernel ``X X^T`` when features are at least as many as samples) and
@@ -30,6 +34,12 @@ from brainalign.encoding._solvers import (
 )
 from brainalign.encoding.estimators import BandedRidgeCV, RidgeCV
 from brainalign.encoding.evaluation import cross_validated_ridge, partition_variance
+from brainalign.encoding.null import (
+    averaged_noise_covariance,
+    beta_noise_covariance,
+    null_scores,
+    roi_null_sd,
+)
 from brainalign.encoding.scoring import (
     CV_SCORERS,
     normalize_by_ceiling,
@@ -53,15 +63,19 @@ __all__ = [
     "BandedRidgeCV",
     "RidgeCV",
     "RidgeSearchResult",
+    "averaged_noise_covariance",
+    "beta_noise_covariance",
     "cross_validated_ridge",
     "group_kfold_indices",
     "kfold_indices",
     "make_splits",
     "normalize_by_ceiling",
+    "null_scores",
     "partition_variance",
     "pearson_columns",
     "predict_ridge",
     "r2_columns",
+    "roi_null_sd",
     "sample_gammas",
     "select_best_alphas",
     "simplex_grid",

@@ -8,6 +8,8 @@ rsatoolbox 0.3 on the same inputs):
 - :mod:`~brainalign.rsa.noise`: ``calc_noise_cov``, ``calc_noise_prec`` (shrinkage estimates)
 - :mod:`~brainalign.rsa.compare`: ``compare_rdms``, ``rdm_reliability``, ``COMPARISONS``
 - :mod:`~brainalign.rsa.noise_ceiling`: ``noise_ceiling``, ``pool_rdms``
+- :mod:`~brainalign.rsa.split_half`: ``split_half_ceiling``, ``rdm_split_half_ceiling``
+  (single-subject ceiling from odd/even repeats; brainalign's own, not in rsatoolbox)
 - :mod:`~brainalign.rsa.inference`: ``bootstrap_compare``, ``permutation_test``, ``correct_fdr``
 - :mod:`~brainalign.rsa.topological`: ``transform_geotopological``, ``transform_geodesic``,
   ``sweep_topological``
@@ -35,6 +37,12 @@ from brainalign.rsa.rdm import (
     calc_rdm_timeseries,
     zscore_features,
 )
+from brainalign.rsa.split_half import (
+    SplitHalfCeiling,
+    prophesy_rdm_reliability,
+    rdm_split_half_ceiling,
+    split_half_ceiling,
+)
 from brainalign.rsa.topological import (
     THRESHOLD_MODES,
     sweep_topological,
@@ -58,6 +66,10 @@ __all__ = [
     "Comparison",
     "noise_ceiling",
     "pool_rdms",
+    "split_half_ceiling",
+    "rdm_split_half_ceiling",
+    "SplitHalfCeiling",
+    "prophesy_rdm_reliability",
     "bootstrap_compare",
     "BootstrapResult",
     "draw_bootstrap_indices",

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from brainalign.errors import BIDSInputError, DataShapeError
+from brainalign.ingest.checks import check_image_readable
 from brainalign.io import read_tsv
 
 __all__ = ["read_stimulus_table", "load_rdm_set", "square_to_condensed"]
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 def read_stimulus_table(path: str | Path, *, stimuli_dir: str | Path,
                         column: str = "stim_file") -> pd.DataFrame:
-    """Read a stimulus table and check that every stimulus file exists.
+    """Read a stimulus table and check that every stimulus file exists and is a readable image.
 
     Parameters
     ----------
@@ -43,7 +44,8 @@ def read_stimulus_table(path: str | Path, *, stimuli_dir: str | Path,
     Raises
     ------
     BIDSInputError
-        Missing table, column or stimulus file, or duplicated file names.
+        Missing table, column or stimulus file, a stimulus file PIL cannot read, or duplicated
+        file names.
     """
     path, stimuli_dir = Path(path), Path(stimuli_dir)
     if not path.is_file():
@@ -59,11 +61,13 @@ def read_stimulus_table(path: str | Path, *, stimuli_dir: str | Path,
         raise BIDSInputError(
             f"Stimulus table {path}: '{files[files.duplicated()].iloc[0]}' appears twice: "
             "expected one row per stimulus.")
-    for name in files:
+    for row, name in enumerate(files):
         if not (stimuli_dir / name).is_file():
             raise BIDSInputError(
                 f"Stimulus table {path} names '{name}', which is not in {stimuli_dir}/. Add the "
                 "file or fix 'external.stimuli_dir'.")
+        check_image_readable(stimuli_dir / name,
+                             where=f"row {row + 1} of stimulus table {path} ('external.stimuli')")
     out = table.drop(columns=[column]).copy()
     out.insert(0, "path", [str((stimuli_dir / f).resolve()) for f in files])
     out.insert(0, "stim_file", files.to_numpy())

@@ -1,0 +1,277 @@
+"""Brain masks: which voxels of a run are analysed, and why ROI voxels are left out.
+
+Three sources (``fmri.mask.method``):
+
+- ``data``: computed from the run's BOLD. Where the mean image has a dark background (raw or
+  minimally processed EPI), nilearn's EPI mask (``nilearn.masking.compute_epi_mask``); where it
+  has none (every voxel carries signal, e.g. a cropped or simulated volume, on which the EPI
+  mask's histogram threshold falls anywhere), every voxel whose signal is finite, positive and
+  not constant.
+- ``rois``: the union of the selected ROIs of the atlas.
+- ``file``: a mask image per subject.
+
+Whatever the source, voxels with a non-finite value (NaN or inf) at any time point of a run are
+dropped from that run's mask, with a warning that counts them (documented policy: drop and
+report, never fail on a few bad voxels; an ROI left empty stops the subject with its cause).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from brainalign.errors import BIDSInputError
+
+__all__ = [
+    "MASK_METHODS",
+    "finite_voxels",
+    "has_dark_background",
+    "compute_data_mask",
+    "atlas_on_grid",
+    "roi_label_map",
+    "rois_mask",
+    "resample_mask",
+    "roi_voxel_counts",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Mask sources by config name (``fmri.mask.method``).
+MASK_METHODS = ("data", "rois", "file")
+
+
+def finite_voxels(data: np.ndarray) -> np.ndarray:
+    """Voxels whose time series is finite at every time point.
+
+    Parameters
+    ----------
+    data : ndarray, shape (x, y, z, n_volumes)
+
+    Returns
+    -------
+    finite : ndarray of bool, shape (x, y, z)
+    """
+    return np.isfinite(data).all(axis=-1)
+
+
+def has_dark_background(mean: np.ndarray, *, dark_fraction: float = 0.1,
+                        min_fraction: float = 0.05) -> bool:
+    """Whether a mean EPI image has a dark background that an intensity threshold can find.
+
+    Parameters
+    ----------
+    mean : ndarray, shape (x, y, z)
+        Temporal mean of the run (non-finite voxels set to 0).
+    dark_fraction : float
+        A voxel is dark below this fraction of the image's 98th intensity percentile.
+    min_fraction : float
+        The image has a dark background when at least this fraction of its voxels is dark.
+
+    Returns
+    -------
+    dark : bool
+    """
+    values = np.abs(mean[np.isfinite(mean)])
+    if values.size == 0:
+        return False
+    bright = np.percentile(values, 98)
+    if bright <= 0:
+        return False
+    return bool(np.mean(values < dark_fraction * bright) >= min_fraction)
+
+
+def compute_data_mask(img, *, finite: np.ndarray | None = None):
+    """Brain mask of one run computed from its BOLD, robust to images without background.
+
+    Parameters
+    ----------
+    img : nibabel image, 4D, shape (x, y, z, n_volumes)
+        The run (non-finite values allowed; they are never in the mask).
+    finite : ndarray of bool, shape (x, y, z), optional
+        :func:`finite_voxels` of the run, if already computed.
+
+    Returns
+    -------
+    mask_img : nibabel.Nifti1Image, shape (x, y, z)
+        uint8 mask.
+    how : str
+        Which rule made it: ``"EPI mask (dark background)"`` or ``"finite, positive,
+        non-constant signal (no dark background)"``.
+    """
+    import nibabel as nib
+
+    data = np.asanyarray(img.dataobj)
+    finite = finite_voxels(data) if finite is None else finite
+    clean = np.where(finite[..., None], data, 0).astype(np.float32)
+    mean = clean.mean(axis=-1)
+    if has_dark_background(mean):
+        epi = _epi_mask(nib.Nifti1Image(clean, img.affine, img.header))
+        mask = (np.asanyarray(epi.dataobj) > 0) & finite
+        how = "EPI mask (dark background)"
+    else:
+        mask = finite & (mean > 0) & (clean.std(axis=-1) > 0)
+        how = "finite, positive, non-constant signal (no dark background)"
+    return nib.Nifti1Image(mask.astype(np.uint8), img.affine), how
+
+
+def _epi_mask(img):
+    """Compute nilearn's EPI mask, retrying without opening where that empties it.
+
+    In thin volumes (a few slices) the morphological opening erases everything.
+    """
+    import warnings
+
+    from nilearn.masking import compute_epi_mask
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mask = compute_epi_mask(img)
+        if np.asanyarray(mask.dataobj).any():
+            return mask
+        logger.warning("EPI mask with opening=2 is empty (volume %s too thin); retrying without "
+                       "opening", img.shape[:3])
+        return compute_epi_mask(img, opening=0, connected=False)
+
+
+def atlas_on_grid(dseg_img, ref_img):
+    """An ROI atlas on the grid of a reference image (nearest neighbour when the grids differ).
+
+    Parameters
+    ----------
+    dseg_img : nibabel image, 3D
+        Integer label image.
+    ref_img : nibabel image, 3D or 4D
+        Gives the grid (shape and affine).
+
+    Returns
+    -------
+    dseg_img : nibabel image, 3D, shape ref_img.shape[:3]
+    """
+    from nilearn.image import resample_to_img
+
+    if dseg_img.shape[:3] == ref_img.shape[:3] and np.allclose(dseg_img.affine, ref_img.affine):
+        return dseg_img
+    import nibabel as nib
+
+    target = nib.Nifti1Image(np.zeros(ref_img.shape[:3], dtype=np.uint8), ref_img.affine)
+    return resample_to_img(dseg_img, target, interpolation="nearest", force_resample=True,
+                           copy_header=True)
+
+
+def roi_label_map(dseg_img, labels: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Voxels of each selected ROI of an atlas.
+
+    Parameters
+    ----------
+    dseg_img : nibabel image, 3D, shape (x, y, z)
+        Integer label image.
+    labels : pandas.DataFrame
+        Columns ``index`` and ``name``.
+    names : sequence of str
+        ROIs to keep (empty: every label except 0).
+
+    Returns
+    -------
+    rois : dict of str to ndarray of bool, shape (x, y, z)
+        In the order of ``names``.
+    """
+    values = np.rint(np.asanyarray(dseg_img.dataobj)).astype(int)
+    lut = dict(zip(labels["name"].astype(str), labels["index"].astype(int), strict=True))
+    names = list(names) or [n for n, i in lut.items() if i != 0]
+    undefined = [n for n in names if n not in lut]
+    if undefined:
+        raise BIDSInputError(
+            f"ROI(s) {undefined} are not defined in the labels table: expected names from "
+            f"{sorted(lut)}. Fix fmri.rois.names or the labels TSV."
+        )
+    return {n: values == lut[n] for n in names}
+
+
+def rois_mask(rois: Mapping[str, np.ndarray], ref_img):
+    """The union of ROIs as a mask image on the reference grid.
+
+    Parameters
+    ----------
+    rois : Mapping of str to ndarray of bool, shape (x, y, z)
+        From :func:`roi_label_map`, on the grid of ``ref_img``.
+    ref_img : nibabel image
+        Gives the affine.
+
+    Returns
+    -------
+    mask_img : nibabel.Nifti1Image, shape (x, y, z)
+    """
+    import nibabel as nib
+
+    union = np.zeros(ref_img.shape[:3], dtype=bool)
+    for voxels in rois.values():
+        union |= voxels
+    return nib.Nifti1Image(union.astype(np.uint8), ref_img.affine)
+
+
+def resample_mask(mask_img, ref_img, *, what: str):
+    """A mask image on the grid of a reference image (nearest neighbour when grids differ).
+
+    Parameters
+    ----------
+    mask_img : nibabel image, 3D
+    ref_img : nibabel image, 3D or 4D
+    what : str
+        The mask's file, for the error message.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape ref_img.shape[:3]
+    """
+    if mask_img.ndim != 3:
+        raise BIDSInputError(
+            f"Mask image {what}: expected a 3D image, got shape {mask_img.shape}. Give one "
+            "3D mask per subject (fmri.mask.path)."
+        )
+    if mask_img.shape[:3] != ref_img.shape[:3] or not np.allclose(mask_img.affine,
+                                                                   ref_img.affine):
+        mask_img = atlas_on_grid(mask_img, ref_img)
+    mask = np.asanyarray(mask_img.dataobj) > 0
+    if not mask.any():
+        raise BIDSInputError(
+            f"Mask image {what} has no voxel inside the BOLD's field of view: expected a brain "
+            "mask on (or overlapping) the BOLD grid. Check fmri.mask.path."
+        )
+    return mask
+
+
+def roi_voxel_counts(rois: Mapping[str, np.ndarray], mask: np.ndarray, nonfinite: np.ndarray,
+                     constant: np.ndarray | None = None) -> dict[str, dict[str, int]]:
+    """How many voxels of each ROI a run's mask keeps, and why the others are left out.
+
+    Parameters
+    ----------
+    rois : Mapping of str to ndarray of bool, shape (x, y, z)
+    mask : ndarray of bool, shape (x, y, z)
+        The run's final mask.
+    nonfinite : ndarray of bool, shape (x, y, z)
+        Voxels with a non-finite value in the run.
+    constant : ndarray of bool, shape (x, y, z), optional
+        Voxels whose signal never changes in the run.
+
+    Returns
+    -------
+    counts : dict
+        ``{roi: {"atlas": n, "in_mask": n, "nonfinite": n, "constant": n,
+        "outside_mask": n}}``; each left-out voxel is counted once, under the first reason
+        that applies (non-finite, constant, outside the mask).
+    """
+    constant = np.zeros_like(mask) if constant is None else constant
+    out = {}
+    for name, voxels in rois.items():
+        out[name] = {
+            "atlas": int(voxels.sum()),
+            "in_mask": int((voxels & mask).sum()),
+            "nonfinite": int((voxels & nonfinite).sum()),
+            "constant": int((voxels & constant & ~nonfinite & ~mask).sum()),
+            "outside_mask": int((voxels & ~mask & ~nonfinite & ~constant).sum()),
+        }
+    return out

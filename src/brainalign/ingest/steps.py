@@ -1,0 +1,51 @@
+"""Steps of the ingest domain: the run and stimulus manifests (BIDS or an external table)."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from brainalign.io import save_tsv
+
+__all__ = ["step_ingest", "step_ingest_external"]
+
+logger = logging.getLogger(__name__)
+
+
+def step_ingest(index, *, runs_out: str, stimuli_out: str) -> None:
+    """Write the run and stimulus manifests.
+
+    Parameters
+    ----------
+    index : brainalign.bids.DatasetIndex
+        The checked dataset index.
+    runs_out, stimuli_out : str
+        Output paths.
+    """
+    save_tsv(index.runs_table(), runs_out)
+    stim = pd.DataFrame(
+        {
+            "stim_id": range(len(index.stimuli)),
+            "stim_file": index.stimuli,
+            "path": [str(index.stimuli_dir / s) for s in index.stimuli],
+        }
+    )
+    save_tsv(stim, stimuli_out)
+
+
+def step_ingest_external(*, stimuli: str, stimuli_dir: str, stim_column: str,
+                         stimuli_out: str) -> None:
+    """Check an external stimulus table and write the stimulus manifest.
+
+    Parameters
+    ----------
+    stimuli, stimuli_dir, stim_column : str
+        The ``external`` config section's table, folder and file-name column.
+    stimuli_out : str
+        Output path.
+    """
+    from brainalign.ingest.external import read_stimulus_table
+
+    table = read_stimulus_table(stimuli, stimuli_dir=stimuli_dir, column=stim_column)
+    save_tsv(table, stimuli_out)
