@@ -1,7 +1,8 @@
 """One subject's broken input does not stop the others (--keep-going); the failure is reported.
 
-sub-02's run-1 BOLD is truncated: its header still reads (the checks at DAG construction
-pass), but its data end early, so only its preprocessing job fails. sub-01 is finished, the
+sub-02's run-1 BOLD is corrupt inside its gzip stream: its header, its size and its gzip
+trailer are intact (the checks at DAG construction pass), but its data do not decode (a
+truncated file is caught at DAG construction instead), so only its preprocessing job fails. sub-01 is finished, the
 group outputs are not written, and group/failed_jobs.tsv + group/failures.html name the
 failed job and its log. Repairing the input and rerunning (the README's command) finishes the
 study and deletes the failure summary.
@@ -28,7 +29,9 @@ def test_keep_going_finishes_other_subjects_and_reports_the_failure(tmp_path, de
     bids = tmp_path / "bids"
     shutil.copytree(demo_root / "bids", bids)
     data = (bids / BROKEN).read_bytes()
-    (bids / BROKEN).write_bytes(data[:20_000])  # gzip stream cut off after the NIfTI header
+    broken = bytearray(data)
+    broken[len(data) // 2: len(data) // 2 + 64] = bytes(64)  # inside the compressed stream
+    (bids / BROKEN).write_bytes(bytes(broken))
     cfg = make_config(tmp_path, bids)
     settings = yaml.safe_load(cfg.read_text())
     layers = settings["features"]["models"]["efficientnet_lite0"]["layers"]
@@ -67,8 +70,10 @@ def test_keep_going_finishes_other_subjects_and_reports_the_failure(tmp_path, de
     assert job["wildcards"] == "subject=02 task=demo run=1"
     job_log = tmp_path / job["log"]
     assert job_log.is_file()
-    assert "EOFError" in job_log.read_text()
-    assert job["error"].startswith("EOFError: Compressed file ended")
+    assert "could not be read" in job_log.read_text()
+    assert job["error"].startswith("brainalign.errors.BIDSInputError: Corrupt BOLD image for "
+                                   "sub-02 task-demo_run-1"), job["error"]
+    assert "truncated or corrupt" in job["error"]
     html_path = out / "group" / "failures.html"
     assert f"failure summary: {html_path}" in res.stderr
     html = unescape(html_path.read_text())
