@@ -2,10 +2,10 @@
 
 sub-02's run-1 BOLD is corrupt inside its gzip stream: its header, its size and its gzip
 trailer are intact (the checks at DAG construction pass), but its data do not decode (a
-truncated file is caught at DAG construction instead), so only its preprocessing job fails. sub-01 is finished, the
-group outputs are not written, and group/failed_jobs.tsv + group/failures.html name the
-failed job and its log. Repairing the input and rerunning (the README's command) finishes the
-study and deletes the failure summary.
+truncated file is caught at DAG construction instead), so only its preprocessing job fails.
+sub-01 is finished, the group outputs are not written, and group/failed_jobs.tsv +
+group/failures.html name the failed job and its log. Repairing the input and rerunning (the
+README's command) finishes the study and deletes the failure summary.
 """
 
 from __future__ import annotations

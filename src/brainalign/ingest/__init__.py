@@ -11,7 +11,8 @@ Modules
     The workflow steps (the run and stimulus manifests).
 """
 
-from brainalign.ingest.bids import REQUIRED_EVENT_COLUMNS, DatasetIndex, Run, index_dataset
+from brainalign.ingest.bids import DatasetIndex, Run, index_dataset
+from brainalign.ingest.events import REQUIRED_EVENT_COLUMNS
 from brainalign.ingest.external import load_rdm_set, read_stimulus_table, square_to_condensed
 
 __all__ = [
