@@ -12,6 +12,7 @@ from brainalign.workflow import (
     check_stimuli_against_config,
     container_images,
     derivative_description,
+    entity_label,
     subject_path,
 )
 
@@ -22,8 +23,6 @@ MODELS = CFG["features"]["models"]
 # {model} and {layer} wildcards (efficientnet_lite0 -> efficientnetlite0, conv1_1 -> conv11; see
 # brainalign.workflow.entity_label). Rules that need a real name map the label back; config
 # validation rejects names that would share a label.
-from brainalign.workflow import entity_label
-
 MODEL_OF_LABEL = {entity_label(m): m for m in MODELS}
 MODEL_LABELS = list(MODEL_OF_LABEL)
 # Input mode: a raw BIDS dataset, or external brain RDMs plus a stimulus table.

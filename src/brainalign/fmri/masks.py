@@ -105,14 +105,16 @@ def compute_data_mask(img, *, finite: np.ndarray | None = None):
 
     data = np.asanyarray(img.dataobj)
     finite = finite_voxels(data) if finite is None else finite
-    clean = np.where(finite[..., None], data, 0).astype(np.float32)
-    mean = clean.mean(axis=-1)
+    if not finite.all():  # a copy only where NaN/inf must be zeroed (a 4D copy is costly)
+        data = np.where(finite[..., None], data, 0).astype(np.float32)
+        img = nib.Nifti1Image(data, img.affine, img.header)
+    mean = data.mean(axis=-1)
     if has_dark_background(mean):
-        epi = _epi_mask(nib.Nifti1Image(clean, img.affine, img.header))
+        epi = _epi_mask(img)
         mask = (np.asanyarray(epi.dataobj) > 0) & finite
         how = "EPI mask (dark background)"
     else:
-        mask = finite & (mean > 0) & (clean.std(axis=-1) > 0)
+        mask = finite & (mean > 0) & (data.std(axis=-1) > 0)
         how = "finite, positive, non-constant signal (no dark background)"
     return nib.Nifti1Image(mask.astype(np.uint8), img.affine), how
 

@@ -81,6 +81,15 @@ def step_roi_rdms(responses: str, *, metric: str, comparison: str, out: str) -> 
     save_npz(out, rois=rois, stimuli=stimuli, **arrays)
 
 
+def _aligned_layer_rdms(layer_npz, stimuli: np.ndarray, *, what: str) -> dict[str, np.ndarray]:
+    """Each layer's condensed RDM with its rows reordered to ``stimuli`` (a subset allowed)."""
+    idx = align_rows(np.arange(len(layer_npz["stimuli"])), layer_npz["stimuli"], stimuli,
+                     what=what)
+    iu = np.triu_indices(len(idx), 1)
+    return {str(layer): squareform(layer_npz[str(layer)], checks=False)[np.ix_(idx, idx)][iu]
+            for layer in layer_npz["layers"]}
+
+
 def step_rsa_compare(
     roi_rdms: str, layer_rdms: str, *, subject: str, model: str, comparison: str, out: str
 ) -> None:
@@ -97,12 +106,9 @@ def step_rsa_compare(
         TSV with the group table's columns.
     """
     with np.load(roi_rdms, allow_pickle=False) as r, np.load(layer_rdms, allow_pickle=False) as m:
-        roi_stim, model_stim = r["stimuli"], m["stimuli"]
-        idx = align_rows(np.arange(len(model_stim)), model_stim, roi_stim, what=layer_rdms)
+        aligned = _aligned_layer_rdms(m, r["stimuli"], what=layer_rdms)
         rows = []
-        for layer in m["layers"]:
-            full = squareform(m[str(layer)], checks=False)[np.ix_(idx, idx)]
-            layer_rdm = full[np.triu_indices(len(idx), 1)]
+        for layer, layer_rdm in aligned.items():
             for name in r["rois"]:
                 rows.append(
                     {
@@ -175,10 +181,7 @@ def step_rsa_group_compare(brain_rdms: str, layer_rdms: str, *, rdmset: str, mod
                                                                allow_pickle=False) as m:
         subj, subjects, stim = b["rdms"], b["subjects"], b["stimuli"]
         layers = [str(x) for x in m["layers"]]
-        idx = align_rows(np.arange(len(m["stimuli"])), m["stimuli"], stim, what=layer_rdms)
-        iu = np.triu_indices(len(idx), 1)
-        models = np.stack([squareform(m[layer], checks=False)[np.ix_(idx, idx)][iu]
-                           for layer in layers])
+        models = np.stack(list(_aligned_layer_rdms(m, stim, what=layer_rdms).values()))
     per_subject = np.atleast_2d(rsa.compare_rdms(subj, models, method=comparison))
     res = rsa.bootstrap_compare(models, subj, method=comparison,
                                 n_boot=inference["n_bootstrap"],
