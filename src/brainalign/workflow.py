@@ -123,6 +123,10 @@ class DerivPaths:
         """Confound time series of one run."""
         return self._func(subject, task, run, "confounds", "timeseries.tsv")
 
+    def sample_mask(self, subject: str, task: str, run: str) -> str:
+        """Volumes of one run the GLM keeps (TSV, column ``keep``: 1 kept, 0 censored)."""
+        return self._func(subject, task, run, "samplemask", "timeseries.tsv")
+
     def trial_betas(self, subject: str, task: str, run: str) -> str:
         """Single-trial betas of one run (4D NIfTI, one volume per trial)."""
         return self._func(subject, task, run, "singletrial", "statmap.nii.gz")
