@@ -45,12 +45,14 @@ lint: demo/truth.json
 test: lint
 	$(BIN)/python -m pytest
 
-# Issue-3 benchmarks (about 15 minutes on 2 idle cores); figures print as ratios.
+# Issue-3 benchmarks and the single-trial GLM's (about 17 minutes on 2 idle cores); figures
+# print as ratios.
 bench: venv
 	$(BIN)/python benchmarks/bench_ridge.py
 	$(BIN)/python benchmarks/bench_rsa.py --n-boot 1000
 	$(BIN)/python benchmarks/bench_memory.py
 	$(BIN)/python benchmarks/bench_dag.py
+	$(BIN)/python benchmarks/bench_glm.py --flm
 
 clean:
 	rm -rf results demo .snakemake

@@ -27,6 +27,14 @@ if MODE == "bids":
 
     include: "rules/ingest.smk"
     include: "rules/fmri.smk"
+
+    # fMRIPrep run by the workflow (not when existing derivatives are given)
+    if (
+        CFG["fmri"]["preprocessing"] == "fmriprep"
+        and not CFG["fmri"]["fmriprep"]["derivatives"]
+    ):
+
+        include: "rules/fmriprep.smk"
     include: "rules/encoding.smk"
 
 else:

@@ -89,6 +89,31 @@ def subject_runs(path_fn):
     ]
 
 
+def fmriprep_root():
+    """fMRIPrep derivatives read by the GLM: fmri.fmriprep.derivatives, else the workflow's own
+    fMRIPrep output (rules/fmriprep.smk writes it)."""
+    return CFG["fmri"]["fmriprep"]["derivatives"] or P.fmriprep_dir()
+
+
+# Per run, the fMRIPrep files the GLM reads (fmri.preprocessing fmriprep): existing derivatives
+# are found with pybids and checked here, before any job runs.
+FMRIPREP_RUNS = {}
+if MODE == "bids" and CFG["fmri"]["preprocessing"] == "fmriprep":
+    from brainalign.fmri.derivatives import fmriprep_run_inputs
+
+    FMRIPREP_RUNS = fmriprep_run_inputs(
+        INDEX.runs,
+        fmriprep_root(),
+        CFG["fmri"]["fmriprep"]["space"],
+        existing=bool(CFG["fmri"]["fmriprep"]["derivatives"]),
+    )
+
+
+def fmriprep_file(key):
+    """Input function: one of the job's run's fMRIPrep files."""
+    return lambda wc: FMRIPREP_RUNS[(wc.subject, f"task-{wc.task}_run-{wc.run}")][key]
+
+
 def score_tables():
     """Every per-subject/per-set score table that goes into group/scores.tsv."""
     if MODE == "bids":

@@ -30,6 +30,8 @@ rule report_html:
         layer_rdms=[P.layer_rdms(m) for m in MODELS],
         stimuli=P.stimuli_manifest(),
         roi_voxels=roi_voxel_tables(),
+        # per subject: split-half and NCSNR voxel ceilings (section "Noise ceilings")
+        responses=expand(P.responses("{subject}"), subject=SUBJECTS),
         # after it, so that provenance.json has every job's environment
         description=P.description(),
     output:
@@ -47,6 +49,7 @@ rule report_html:
         runtime=10,
     params:
         brain_labels=list(brain_rdm_files()),
+        subjects=SUBJECTS,
         models=list(MODELS),
         logs=P.logs_dir(),
         config=CFG,

@@ -10,4 +10,5 @@ with job_context(smk):
         dict(zip(keys, smk.input.scores, strict=True)),
         subject=smk.wildcards.subject,
         out=smk.output.summary,
+        voxel_scores_out=dict(zip(keys, smk.output.voxel_scores, strict=True)),
     )

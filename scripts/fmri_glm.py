@@ -10,6 +10,7 @@ with job_context(smk):
         smk.input.mask,
         smk.input.confounds,
         smk.input.events,
+        sample_mask=smk.input.sample_mask,
         t_r_s=smk.params.t_r_s,
         glm=smk.params.glm,
         betas_out=smk.output.betas,

@@ -19,4 +19,5 @@ with job_context(smk):
         mask_out=smk.output.mask,
         mask_json_out=smk.output.mask_json,
         confounds_out=smk.output.confounds,
+        sample_mask_out=smk.output.sample_mask,
     )

@@ -18,4 +18,6 @@ with job_context(smk):
         roi_names=smk.params.roi_names,
         out=smk.output.responses,
         voxels_out=smk.output.voxels,
+        zscore_within=smk.params.zscore_within,
+        sessions=smk.params.sessions,
     )

@@ -11,6 +11,7 @@ with job_context(smk):
         layer_rdms=dict(zip(smk.params.models, smk.input.layer_rdms, strict=True)),
         stimuli_table=smk.input.stimuli,
         roi_voxels=list(smk.input.roi_voxels),
+        responses=dict(zip(smk.params.subjects, smk.input.responses, strict=True)),
         provenance={"config": smk.params.config, "dataset": {"path": smk.params.dataset}},
         out=smk.output.report, provenance_out=smk.output.provenance, logs_dir=smk.params.logs,
         rule=smk.rule)

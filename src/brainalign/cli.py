@@ -143,16 +143,21 @@ def bids_app_command(argv: Sequence[str]) -> list[str]:
     return cmd
 
 
-def prepare_report(config: dict) -> list[str]:
+def prepare_report(config: dict, *, fetch_templates: bool = False) -> list[str]:
     """List what a run of ``config`` would need that is not on this machine.
 
     Checks every model's weights (the shipped package file, or the local ``.pth`` file) and the
-    inputs named by the config (BIDS folder or external files). Nothing is downloaded.
+    inputs named by the config (BIDS folder or external files); when the workflow runs
+    fMRIPrep, its FreeSurfer licence, Apptainer image and TemplateFlow templates
+    (:func:`brainalign.fmri.fmriprep.prepare_fmriprep`). Nothing is downloaded unless
+    ``fetch_templates``.
 
     Parameters
     ----------
     config : dict
         A configuration (validated here, defaults filled).
+    fetch_templates : bool
+        First try to download the TemplateFlow templates fMRIPrep needs that are missing.
 
     Returns
     -------
@@ -189,7 +194,9 @@ def prepare_report(config: dict) -> list[str]:
     for key, path in paths:
         if not Path(path).exists():
             missing.append(f"{key}: {path} does not exist on this machine.")
-    return missing
+    from brainalign.fmri.fmriprep import prepare_fmriprep
+
+    return missing + prepare_fmriprep(config, fetch=fetch_templates)
 
 
 def missing_images(engine: str, *, apptainer_prefix: str = ".snakemake/singularity",
@@ -246,7 +253,7 @@ def _prepare(args: argparse.Namespace) -> int:
     import yaml
 
     config = yaml.safe_load(Path(args.config).read_text())
-    missing = prepare_report(config)
+    missing = prepare_report(config, fetch_templates=not args.no_fetch)
     checked = "weights, inputs"
     if args.containers:
         missing += missing_images(args.containers, apptainer_prefix=args.apptainer_prefix)
@@ -254,9 +261,14 @@ def _prepare(args: argparse.Namespace) -> int:
     if missing:
         print("Missing for an offline run:\n  " + "\n  ".join(missing))
         return 1
+    fmri = config.get("fmri") or {}
+    runs_fmriprep = (config.get("bids") and fmri.get("preprocessing") == "fmriprep"
+                     and not (fmri.get("fmriprep") or {}).get("derivatives"))
+    templates = ("fMRIPrep's licence, image and TemplateFlow templates are in place."
+                 if runs_fmriprep else "No TemplateFlow templates are used: the workflow does "
+                 "not run fMRIPrep.")
     print(f"Everything this configuration needs is local ({checked}); nothing will be "
-          "downloaded at run time. (No TemplateFlow templates are used: the built-in "
-          "preprocessing works in each run's own space.)")
+          f"downloaded at run time. {templates}")
     return 0
 
 
@@ -285,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="brainalign",
         usage=(f"\n  {BIDS_APP_USAGE}\n  brainalign demo-data OUTDIR [--seed N]\n"
-               "  brainalign prepare [--config FILE] [--containers ENGINE]\n"
+               "  brainalign prepare [--config FILE] [--containers ENGINE] [--no-fetch]\n"
                "  brainalign layers ARCH"),
         description=("brainalign: BIDS data -> brain responses -> DNN features -> encoding "
                      "models and RSA -> report. The BIDS-App form runs the workflow; the "
@@ -304,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="also check the step images of a run with containers")
     prep.add_argument("--apptainer-prefix", default=".snakemake/singularity",
                       help="snakemake's --apptainer-prefix (with --containers apptainer)")
+    prep.add_argument("--no-fetch", action="store_true",
+                      help="only list missing TemplateFlow templates (fmri.preprocessing "
+                      "fmriprep); by default they are downloaded into the TemplateFlow home")
     prep.set_defaults(func=_prepare)
     layers = sub.add_parser(
         "layers", help="list the layers of a registry architecture and what each one holds")

@@ -189,6 +189,10 @@ def _check_cross_fields(config: dict, base_dir: Path) -> None:
     _check_output_dir(config, base_dir)
     if has_bids:
         _check_mask_section(config["fmri"])
+        _resolve_fmri_auto(config["fmri"])
+        from brainalign.fmri.motion import check_motion_options
+
+        check_motion_options(config["fmri"].get("light", {}))
     for name, spec in config["features"]["models"].items():
         check_model_spec(name, spec, base_dir=base_dir)
     check_model_labels(config["features"]["models"])
@@ -238,6 +242,22 @@ def _check_output_dir(config: dict, base_dir: Path) -> None:
             )
 
 
+def _resolve_fmri_auto(fmri: dict) -> None:
+    """Fill ``fmri.glm.slice_time_ref: null`` (auto) and check ``fmri.fmriprep.confounds``.
+
+    fMRIPrep's slice-timing correction references the middle of each volume (0.5); the light
+    path does no slice-timing correction, so volume k is taken at k * TR (0.0). An explicit
+    number is kept.
+    """
+    fmriprep = fmri["preprocessing"] == "fmriprep"
+    if fmri["glm"].get("slice_time_ref") is None:
+        fmri["glm"]["slice_time_ref"] = 0.5 if fmriprep else 0.0
+    if fmriprep:
+        from brainalign.fmri.confounds import check_confounds_options
+
+        check_confounds_options(fmri["fmriprep"]["confounds"])
+
+
 def _check_mask_section(fmri: dict) -> None:
     """``fmri.mask``: a path pattern exactly when the method is ``file``."""
     mask = fmri["mask"]
@@ -274,7 +294,8 @@ def resolve_paths(config: Mapping, base_dir: str | Path) -> dict:
     config : dict
         A deep copy with absolute ``output_dir``, ``data``, ``bids.bids_dir``,
         ``bids.stimuli_dir``, ``external`` paths (those without ``{data}``) and model weight
-        files. ROI and mask paths stay relative: they are relative to ``bids.bids_dir``.
+        files, and the paths of ``fmri.fmriprep``. ROI and mask paths stay relative: they are
+        relative to ``bids.bids_dir``.
     """
     config = copy.deepcopy(dict(config))
     base = Path(base_dir)
@@ -298,6 +319,12 @@ def resolve_paths(config: Mapping, base_dir: str | Path) -> dict:
     for spec in ((config.get("features") or {}).get("models") or {}).values():
         if isinstance(spec, dict) and spec.get("weights") not in ("shipped", "random"):
             absolute(spec, "weights")
+    fmriprep = (config.get("fmri") or {}).get("fmriprep")
+    if isinstance(fmriprep, dict):
+        for key in ("derivatives", "fs_license", "work_dir", "templateflow_home"):
+            absolute(fmriprep, key)
+        if fmriprep.get("engine", "apptainer") == "apptainer":  # a .sif file, not an image name
+            absolute(fmriprep, "image")
     return config
 
 

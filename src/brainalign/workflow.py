@@ -22,6 +22,7 @@ from brainalign.errors import BrainAlignError
 __all__ = [
     "DerivPaths",
     "entity_label",
+    "encoding_parts",
     "job_context",
     "runtime_environment",
     "job_environment",
@@ -169,6 +170,14 @@ class DerivPaths:
             f"sub-{subject}_model-{m}_layer-{lay}_voxelscores.tsv",
         )
 
+    def encoding_part_scores(self, model: str, layer: str, part: str) -> str:
+        """Per-voxel encoding scores of one layer for one part of the subjects.
+
+        A TSV with a ``subject`` column; parts come from :func:`encoding_parts`.
+        """
+        m, lay = self._label(model), self._label(layer)
+        return self._p("encoding", f"model-{m}_layer-{lay}_part-{part}_voxelscores.tsv")
+
     def encoding_summary(self, subject: str) -> str:
         """Per-ROI encoding scores of one subject."""
         return self._p(f"sub-{subject}", "encoding", f"sub-{subject}_desc-summary_scores.tsv")
@@ -202,6 +211,10 @@ class DerivPaths:
     def provenance(self) -> str:
         """Resolved config, dataset and software versions of the run (JSON)."""
         return self._p("group", "provenance.json")
+
+    def fmriprep_dir(self) -> str:
+        """Where the workflow's own fMRIPrep jobs write (fmri.fmriprep.derivatives null)."""
+        return self._p("fmriprep")
 
     def logs_dir(self) -> str:
         """Folder of every job's log (``<rule>/<name>.log``)."""
@@ -398,6 +411,33 @@ def job_environment() -> dict:
         "brainalign": {"version": __version__, "path": str(Path(brainalign.__file__).parent)},
         "container_family": _image_family(),
         "packages": {k: v for k, v in imported_package_versions().items() if k != "brainalign"},
+    }
+
+
+def encoding_parts(subjects: list[str], subjects_per_job: int | None) -> dict[str, list[str]]:
+    """Subjects of each encoding job (``encoding.subjects_per_job``).
+
+    One encoding job fits one layer for the subjects of one part (sharing the decompositions
+    of the features); parts are consecutive runs of ``subjects_per_job`` subjects, in the
+    given order, labelled ``"1"``, ``"2"``, ...
+
+    Parameters
+    ----------
+    subjects : list of str
+        The study's subjects, in order.
+    subjects_per_job : int or None
+        Largest part; None puts every subject in one part.
+
+    Returns
+    -------
+    parts : dict of str to list of str
+        Part label -> its subjects.
+    """
+    size = len(subjects) if subjects_per_job is None else int(subjects_per_job)
+    size = max(size, 1)
+    return {
+        str(k + 1): list(subjects[i : i + size])
+        for k, i in enumerate(range(0, len(subjects), size))
     }
 
 

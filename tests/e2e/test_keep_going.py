@@ -32,7 +32,9 @@ def test_keep_going_finishes_other_subjects_and_reports_the_failure(tmp_path, de
     broken = bytearray(data)
     broken[len(data) // 2: len(data) // 2 + 64] = bytes(64)  # inside the compressed stream
     (bids / BROKEN).write_bytes(bytes(broken))
-    cfg = make_config(tmp_path, bids)
+    # one encoding job per subject: with the default parts (encoding.subjects_per_job: 10),
+    # sub-01's encoding would wait for sub-02's responses, as the README says
+    cfg = make_config(tmp_path, bids, **{"encoding.subjects_per_job": 1})
     settings = yaml.safe_load(cfg.read_text())
     layers = settings["features"]["models"]["efficientnet_lite0"]["layers"]
     rois = settings["fmri"]["rois"]["names"]

@@ -190,7 +190,8 @@ def test_no_warning_without_flags_and_empty_columns_hidden(tmp_path, scores, rdm
     columns = re.search(r'<section id="columns">(.*?)</section>', html, re.S).group(1)
     for column in SCORE_COLUMNS:
         assert f"<dt>{column}" in columns
-    assert columns.count("(n/a in every row of this run)") == len(BIDS_EMPTY) + 1
+    # + flags, and ceiling_method (these encoding summaries predate encoding.noise_ceiling)
+    assert columns.count("(n/a in every row of this run)") == len(BIDS_EMPTY) + 2
     assert "n/a in BIDS mode" in unescape(columns)
 
 
@@ -339,3 +340,24 @@ def test_step_report_html_concatenates_roi_voxel_tables(tmp_path, scores, rdm_fi
                      stimuli_table=str(tmp_path / "stimuli.tsv"),
                      provenance={"dataset": {"path": str(tmp_path)}}, out=str(out))
     assert 'id="roi-voxels"' not in out.read_text()
+
+
+def test_noise_ceiling_section(tmp_path, scores, rdm_files, no_figures):
+    from brainalign.report.html import NOISE_CEILING_COLUMNS, read_noise_ceilings
+
+    new, old = tmp_path / "sub-01_responses.npz", tmp_path / "sub-02_responses.npz"
+    roi = np.array(["early", "early", EVIL_ROI])
+    np.savez(new, roi=roi, noise_ceiling=np.array([0.2, 0.4, 0.5]),
+             noise_ceiling_ncsnr=np.array([0.3, 0.5, 0.6]), ncsnr=np.array([0.1, 0.3, 1.0]))
+    np.savez(old, roi=roi, noise_ceiling=np.array([0.1, 0.3, 0.5]))  # before NCSNR: n/a
+    table = read_noise_ceilings({"01": new, "02": old})
+    assert list(table.columns) == NOISE_CEILING_COLUMNS
+    html = _report(tmp_path, scores, rdm_files, noise_ceilings=table)
+    assert "<h2>Noise ceilings</h2>" in html
+    header, rows = _table(html, "noise-ceilings")
+    assert header == NOISE_CEILING_COLUMNS
+    cells = [c for _, c in rows]
+    assert cells[0] == ["01", "early", "2", "0.300", "0.400", "0.200"]
+    assert cells[1][1] == "&lt;script&gt;alert(&#39;roi&#39;)&lt;/script&gt;"
+    assert cells[2] == ["02", "early", "2", "0.200", "n/a", "n/a"]
+    assert 'id="noise-ceilings"' not in _report(tmp_path, scores, rdm_files)

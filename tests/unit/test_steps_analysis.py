@@ -50,7 +50,8 @@ def test_encoding_fit_aligns_features_to_the_responses(planted, tmp_path):
     step_encoding_fit(str(planted["features"]), str(planted["responses"]), ridge=RIDGE,
                       out=str(out))
     t = read_tsv(out)
-    assert list(t.columns) == ["voxel", "roi", "r", "r2", "alpha", "noise_ceiling"]
+    assert list(t.columns) == ["voxel", "roi", "r", "r2", "alpha", "noise_ceiling",
+                               "ceiling_method"]
     assert t["roi"].tolist() == ["sig"] * 4 + ["noise"] * 3
     np.testing.assert_allclose(t["noise_ceiling"], np.linspace(0.5, 0.8, 7))
     # planted signal is found only where it was planted: alignment by stimulus name works

@@ -157,6 +157,31 @@ def _inherit_events(bids, cfg):
     own.rename(bids / "sub-01" / own.name)
 
 
+def _fmriprep_tree(space: str, drop: str | None = None):
+    """fMRIPrep derivatives of the study next to it (fMRIPrep's names; empty data files, as in
+    bids-examples), in ``space``, without the file named ``drop``; the config points at it."""
+    def breaks(bids, cfg):
+        out = bids.parent / "fmriprep"
+        out.mkdir()
+        if drop != "dataset_description.json":
+            (out / "dataset_description.json").write_text(json.dumps(
+                {"Name": "fMRIPrep", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+                 "GeneratedBy": [{"Name": "fMRIPrep", "Version": "25.2.5"}]}))
+        for raw in sorted(bids.glob("sub-*/func/*_bold.nii.gz")):
+            stem = raw.name.removesuffix("_bold.nii.gz")
+            func = out / raw.parent.relative_to(bids)
+            func.mkdir(parents=True, exist_ok=True)
+            for name in (f"{stem}_space-{space}_desc-preproc_bold.nii.gz",
+                         f"{stem}_space-{space}_desc-brain_mask.nii.gz",
+                         f"{stem}_desc-confounds_timeseries.tsv",
+                         f"{stem}_desc-confounds_timeseries.json"):
+                if name != drop:
+                    (func / name).write_bytes(b"")
+        _key(cfg, "fmri.preprocessing", "fmriprep")
+        _key(cfg, "fmri.fmriprep.derivatives", str(out))
+    return breaks
+
+
 def _runs_table(work: Path) -> str:
     return (work / "results" / "manifest" / "runs.tsv").read_text()
 
@@ -220,6 +245,13 @@ CASES = [
          [r"sub-01: ROI\(s\) \['early', 'late', 'null'\] of the atlas .* lie outside the "
           r"BOLD's field of view", r"Resample the atlas to the BOLD grid"],
          _rewrite_atlas(_shift_atlas)),
+    Case("roi-union-unknown-label", "an ROI made of labels, one misspelt", DAG,
+         [r"ROI\(s\) \['nul'\] are not defined in .*desc-demo_dseg\.tsv",
+          r"Did you mean: 'nul' -> 'null'"],
+         _config("fmri.rois.names", ["early", {"late_and_null": ["late", "nul"]}])),
+    Case("roi-label-in-two-rois", "one label in two ROIs of fmri.rois.names", DAG,
+         [r"label 'late' is in the ROIs 'late' and 'both'", r"Drop it from one of them"],
+         _config("fmri.rois.names", ["late", {"both": ["late", "null"]}])),
     Case("mask-file-missing", "mask method file naming a missing image", DAG,
          [r"sub-01: mask image .*masks/sub-01_mask\.nii\.gz \(config key 'fmri\.mask\.path'\) "
           r"does not exist"],
@@ -306,6 +338,13 @@ CASES = [
     Case("no-dataset", "bids_dir without a dataset", DAG,
          [r"No BIDS dataset at", r"make demo"],
          lambda bids, cfg: _key(cfg, "bids.bids_dir", str(bids.parent / "nope"))),
+    Case("fmriprep-no-licence", "fMRIPrep run by the workflow without a FreeSurfer licence",
+         DAG, [r"FreeSurfer licence for fMRIPrep \(fmri\.fmriprep\.fs_license\): expected a "
+               r"file, got '.*/nope/license\.txt', which does not exist",
+               r"surfer\.nmr\.mgh\.harvard\.edu/registration", r"or export FS_LICENSE"],
+         lambda bids, cfg: cfg["fmri"].update(preprocessing="fmriprep", fmriprep=dict(
+             cfg["fmri"]["fmriprep"], engine="podman",
+             fs_license=str(bids.parent / "nope" / "license.txt")))),
     # --- in a job --------------------------------------------------------------------------
     Case("roi-outside-mask", "an ROI entirely outside the data-driven brain mask", JOB,
          [r"sub-01: ROI 'null' loses all 27 atlas voxels",
@@ -320,6 +359,22 @@ CASES = [
          _corrupt_gzip_stream,
          target="results/sub-01/func/sub-01_task-demo_run-1_desc-preproc_bold.nii.gz",
          rule="fmri_preprocess"),
+    Case("fmriprep-wrong-space", "fMRIPrep derivatives without the configured space", DAG,
+         [r"lack files for 8 of 8 runs",
+          r"sub-01 task-demo_run-1: no preprocessed BOLD in space 'MNI152NLin2009cAsym'",
+          r"Available spaces for this run: \['T1w'\]", r"Set fmri\.fmriprep\.space",
+          r"--output-spaces MNI152NLin2009cAsym"],
+         _fmriprep_tree("T1w")),
+    Case("fmriprep-missing-file", "fMRIPrep derivatives missing a run's confounds", DAG,
+         [r"lack files for 1 of 8 runs", r"sub-02 task-demo_run-3: no confounds file",
+          r"expected exactly one sub-02_task-demo_run-3_desc-confounds_timeseries\.tsv",
+          r"Rerun fMRIPrep for this run"],
+         _fmriprep_tree("MNI152NLin2009cAsym", drop="sub-02_task-demo_run-3_desc-confounds_"
+                        "timeseries.tsv")),
+    Case("fmriprep-no-description", "an fMRIPrep folder without dataset_description.json",
+         DAG, [r"No dataset_description\.json in the fMRIPrep derivatives folder",
+               r"fmri\.fmriprep\.derivatives"],
+         _fmriprep_tree("MNI152NLin2009cAsym", drop="dataset_description.json")),
     Case("nan-voxels", "NaN/inf voxels in a run", WARNS,
          [r"sub-01 task-demo_run-2: 4 voxels have NaN or inf values and are dropped"],
          _nan_voxels,

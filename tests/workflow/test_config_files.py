@@ -39,7 +39,7 @@ def test_user_configfile_replaces_the_default_from_the_repo_root(tmp_path, demo_
     counts = job_counts(res.stdout)
     assert counts["features_extract_alex"] == 1
     assert not any("efficientnet" in rule for rule in counts)
-    assert counts["encoding_fit"] == 2 * 2  # 2 subjects x the user's 2 layers
+    assert counts["encoding_fit"] == 2  # the user's 2 layers, both subjects in one job each
     assert str(tmp_path / "out") in res.stdout and "results/" not in res.stdout
 
 
@@ -51,7 +51,7 @@ def test_without_configfile_the_demo_config_is_used_and_config_updates_it(tmp_pa
     assert res.returncode == 0, res.stdout + res.stderr
     counts = job_counts(res.stdout)
     assert counts["features_extract_efficientnet_lite0"] == 1
-    assert counts["encoding_fit"] == 2 * 5
+    assert counts["encoding_fit"] == 5  # one job per layer for both subjects
 
 
 def test_relative_paths_resolve_like_the_user_wrote_them(tmp_path, demo_root):

@@ -26,7 +26,8 @@ def test_dry_run_schedules_every_step_once_per_unit(tmp_path, demo_root):
         # features: once per stimulus set, not per subject
         "features_extract_efficientnet_lite0": 1,
         "rsa_layer_rdms": 1,
-        "encoding_fit": n_sub * n_layers,
+        # encoding: one job per layer for every subject (encoding.subjects_per_job: 10)
+        "encoding_fit": n_layers,
         "encoding_summarize": n_sub,
         "rsa_roi_rdms": n_sub,
         "rsa_compare": n_sub,
@@ -36,6 +37,56 @@ def test_dry_run_schedules_every_step_once_per_unit(tmp_path, demo_root):
         "all": 1,
     }
     assert not (tmp_path / "results").exists()
+
+
+def _jobs(stdout: str, rule: str) -> list[dict[str, str]]:
+    """The fields (input, output, wildcards ...) of each job of ``rule`` in a dry run."""
+    return [dict(re.findall(r"^    (\w+): (.*)$", block, re.M))
+            for block in stdout.split("\nrule ")[1:] if block.startswith(f"{rule}:")]
+
+
+def _encoding_jobs(stdout: str) -> dict[tuple[str, str], dict[str, list[str]]]:
+    """(layer, part) -> the inputs and outputs of each encoding_fit job of a dry run."""
+    jobs = {}
+    for fields in _jobs(stdout, "encoding_fit"):
+        wc = dict(kv.split("=") for kv in fields["wildcards"].split(", "))
+        jobs[(wc["layer"], wc["part"])] = {k: fields[k].split(", ") for k in ("input", "output")}
+    return jobs
+
+
+def test_encoding_jobs_fit_a_layer_for_a_part_of_the_subjects(tmp_path, demo_root):
+    # one subject per part here; the default (10) puts the demo's 2 in one (test_dag_layers.py)
+    parts = {"1": ["01"], "2": ["02"]}
+    cfg = make_config(tmp_path, demo_root / "bids", **{"encoding.subjects_per_job": 1})
+    res = run_snakemake(tmp_path, cfg, "-n", "--cores", "1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    layers = ["stem", "stage2", "stage4", "stage6", "head"]
+    counts = job_counts(res.stdout)
+    assert counts["encoding_fit"] == len(layers) * len(parts)
+    assert counts["encoding_summarize"] == 2
+    jobs = _encoding_jobs(res.stdout)
+    assert set(jobs) == {(layer, part) for layer in layers for part in parts}
+    m = "efficientnetlite0"
+    for (layer, part), io in jobs.items():
+        # the layer's features once, and the responses of every subject of the part
+        assert io["input"] == [
+            f"results/features/model-{m}/model-{m}_layer-{layer}_features.npz",
+            *(f"results/sub-{s}/func/sub-{s}_desc-stimulus_responses.npz" for s in parts[part]),
+        ]
+        assert io["output"] == [
+            f"results/encoding/model-{m}_layer-{layer}_part-{part}_voxelscores.tsv"]
+    # each subject's summary reads its part's tables and writes its per-voxel tables
+    summaries = {f["wildcards"]: f for f in _jobs(res.stdout, "encoding_summarize")}
+    for part, subjects in parts.items():
+        for s in subjects:
+            job = summaries[f"subject={s}"]
+            assert job["input"].split(", ") == [
+                f"results/encoding/model-{m}_layer-{layer}_part-{part}_voxelscores.tsv"
+                for layer in layers]
+            assert job["output"].split(", ") == [
+                f"results/sub-{s}/encoding/sub-{s}_desc-summary_scores.tsv",
+                *(f"results/sub-{s}/encoding/sub-{s}_model-{m}_layer-{layer}_voxelscores.tsv"
+                  for layer in layers)]
 
 
 def test_participant_label_selects_subjects(tmp_path, demo_root):
@@ -130,7 +181,7 @@ def _rules():
                                        "container:", "script:", "mem_mb=", "runtime="])
 def test_every_rule_declares(directive):
     rules = list(_rules())
-    assert len(rules) == 16
+    assert len(rules) == 18  # + fmriprep (rules/fmriprep.smk) and fmri_import_fmriprep
     lacking = [name for _, name, body in rules if directive not in body]
     assert not lacking, f"rules without {directive}: {lacking}"
 

@@ -40,15 +40,15 @@ def test_every_listed_layer_of_every_architecture_is_scheduled(tmp_path, demo_ro
     counts = job_counts(res.stdout)
     n_layers = sum(len(names) for names in layers.values())
     assert {f"features_extract_{arch}": 1 for arch in layers}.items() <= counts.items()
-    assert counts["encoding_fit"] == N_SUBJECTS * n_layers
+    assert counts["encoding_fit"] == n_layers  # every subject in one job per layer
     assert counts["rsa_layer_rdms"] == len(layers)
     assert counts["rsa_compare"] == N_SUBJECTS * len(layers)
 
-    # one encoding job per subject x model x layer, under the names' file-name labels
-    fits = set(re.findall(r"wildcards: subject=(\w+), model=(\w+), layer=(\w+)\n", res.stdout))
+    # one encoding job per model x layer (both subjects in part 1), under the file-name labels
+    fits = set(re.findall(r"wildcards: model=(\w+), layer=(\w+), part=(\w+)\n", res.stdout))
     assert fits == {
-        (f"{s + 1:02d}", entity_label(arch), entity_label(layer))
-        for s in range(N_SUBJECTS) for arch, names in layers.items() for layer in names
+        (entity_label(arch), entity_label(layer), "1")
+        for arch, names in layers.items() for layer in names
     }
     # and every layer's features file comes from its model's extraction job
     for arch, names in layers.items():

@@ -10,6 +10,10 @@ Modules
 ``scoring``
     Per-target scores (:func:`pearson_columns`, :func:`r2_columns`,
     :func:`normalize_by_ceiling`) and the CV criteria :data:`CV_SCORERS`.
+``study``
+    :func:`cross_validated_ridge_shared` (one fit for the voxels of every subject who saw the
+    same stimuli), :func:`stimulus_groups`, the noise ceilings encoding divides by
+    (:data:`CEILING_KEYS`).
 ``splits``
     :func:`kfold_indices`, :func:`group_kfold_indices`, :func:`make_splits`.
 ``null``
@@ -53,9 +57,16 @@ from brainalign.encoding.splits import (
     kfold_indices,
     make_splits,
 )
+from brainalign.encoding.study import (
+    CEILING_KEYS,
+    ceiling_key,
+    cross_validated_ridge_shared,
+    stimulus_groups,
+)
 
 __all__ = [
     "BACKENDS",
+    "CEILING_KEYS",
     "CV_SCORERS",
     "DTYPES",
     "LEAVE_ONE_OUT",
@@ -65,7 +76,9 @@ __all__ = [
     "RidgeSearchResult",
     "averaged_noise_covariance",
     "beta_noise_covariance",
+    "ceiling_key",
     "cross_validated_ridge",
+    "cross_validated_ridge_shared",
     "group_kfold_indices",
     "kfold_indices",
     "make_splits",
@@ -80,4 +93,5 @@ __all__ = [
     "select_best_alphas",
     "simplex_grid",
     "solve_ridge_cv",
+    "stimulus_groups",
 ]

@@ -241,7 +241,10 @@ def extract_features(
             mean = sums[layer] / n
             sd = np.sqrt(np.maximum(sq[layer] / n - mean**2, 0.0))
             shift[layer] = mean.astype(np.float32)
-            scale[layer] = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 1e-8 * sd.max()
+            # a unit is constant when its spread is at the float32 rounding level of its
+            # values (different batch sizes take different conv kernels, which differ there)
+            varies = sd > np.maximum(1e-8 * sd.max(), 1e-5 * np.abs(mean))
+            scale[layer] = np.divide(1.0, sd, out=np.zeros_like(sd), where=varies
                                      ).astype(np.float32)
     projections: dict = {}
     for feats in _iter_batches(model, entry, image_paths, layers, **kwargs):

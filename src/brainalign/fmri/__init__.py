@@ -8,7 +8,8 @@ Modules
 ``preprocess``
     :data:`PREPROCESSORS` (the built-in *light* path: mask, percent signal change, confounds).
 ``glm``
-    :func:`single_trial_design`, :func:`fit_single_trial_betas` (least-squares-all).
+    :func:`single_trial_design`, :func:`fit_single_trial_betas` (LSA or LSS, our own fits
+    equal to nilearn's).
 ``responses``
     :func:`average_repeats`, split-half reliability and noise ceilings.
 ``masks``

@@ -31,6 +31,8 @@ __all__ = [
     "has_dark_background",
     "compute_data_mask",
     "atlas_on_grid",
+    "close_label_names",
+    "roi_definitions",
     "roi_label_map",
     "rois_mask",
     "resample_mask",
@@ -163,7 +165,110 @@ def atlas_on_grid(dseg_img, ref_img):
                            copy_header=True)
 
 
-def roi_label_map(dseg_img, labels: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
+def close_label_names(unknown: Sequence[str], label_names: Sequence[str]) -> str:
+    """A "did you mean" hint for label names a labels table does not define.
+
+    Parameters
+    ----------
+    unknown : sequence of str
+        Names not in the table.
+    label_names : sequence of str
+        The table's names.
+
+    Returns
+    -------
+    hint : str
+        `` Did you mean: 'a' -> 'b', ...?`` (case-insensitive close matches), or ``""``.
+    """
+    import difflib
+
+    lower = {n.lower(): n for n in label_names}
+    pairs = []
+    for name in unknown:
+        match = difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.6)
+        if match:
+            pairs.append(f"'{name}' -> {' or '.join(repr(lower[m]) for m in match)}")
+    return f" Did you mean: {'; '.join(pairs)}?" if pairs else ""
+
+
+def roi_definitions(names: Sequence[str | Mapping[str, Sequence[str]]],
+                    label_names: Sequence[str], *, labels_path: str = "the labels table",
+                    error: type[Exception] = BIDSInputError) -> dict[str, list[str]]:
+    """The labels that make up each selected ROI (``fmri.rois.names``).
+
+    Parameters
+    ----------
+    names : sequence of str or one-key mapping
+        An entry is a label name (an ROI of one label), or ``{roi: [label, ...]}`` (an ROI
+        made of the union of several labels, e.g. left and right). Empty: every label of the
+        table except index 0 (pass ``label_names`` without it).
+    label_names : sequence of str
+        Names defined by the labels table.
+    labels_path : str
+        The labels table, for messages.
+    error : exception class
+        Raised on a problem (``ConfigError`` at DAG time, ``BIDSInputError`` in jobs).
+
+    Returns
+    -------
+    rois : dict of str to list of str
+        ROI name -> its label names, in the order of ``names``.
+
+    Raises
+    ------
+    error
+        Unknown label names (with close matches), an entry that is not a name or a one-key
+        mapping to a non-empty list, an ROI named twice, or a label in two ROIs (a voxel belongs
+        to one ROI in the responses).
+    """
+    known = set(label_names)
+    rois: dict[str, list[str]] = {}
+    if not names:
+        return {n: [n] for n in label_names}
+    for entry in names:
+        if isinstance(entry, str):
+            roi, parts = entry, [entry]
+        elif (isinstance(entry, Mapping) and len(entry) == 1
+              and isinstance(next(iter(entry.values())), Sequence)
+              and not isinstance(next(iter(entry.values())), str)
+              and len(next(iter(entry.values()))) > 0):
+            roi, parts = next(iter(entry.items()))
+            roi, parts = str(roi), [str(p) for p in parts]
+        else:
+            raise error(
+                f"Config key 'fmri.rois.names' has the entry {entry!r}: expected a label name or "
+                "a mapping of one ROI name to a non-empty list of label names, e.g. "
+                "{ventral_temporal: [Left-Fusiform, Right-Fusiform]}."
+            )
+        if roi in rois:
+            raise error(
+                f"Config key 'fmri.rois.names' names the ROI '{roi}' twice: expected each ROI "
+                "once. Remove or rename one entry."
+            )
+        rois[roi] = parts
+    unknown = [p for parts in rois.values() for p in parts if p not in known]
+    if unknown:
+        unknown = list(dict.fromkeys(unknown))
+        raise error(
+            f"ROI(s) {unknown} are not defined in {labels_path}: expected names from "
+            f"{sorted(known)[:60]}.{close_label_names(unknown, list(known))} Fix "
+            "fmri.rois.names or the labels TSV."
+        )
+    owner: dict[str, str] = {}
+    for roi, parts in rois.items():
+        for p in parts:
+            if p in owner and owner[p] != roi:
+                raise error(
+                    f"Config key 'fmri.rois.names': label '{p}' is in the ROIs '{owner[p]}' and "
+                    f"'{roi}': expected each label in one ROI (a voxel belongs to one ROI in the "
+                    "responses). Drop it from one of them."
+                )
+            owner[p] = roi
+    return rois
+
+
+def roi_label_map(dseg_img, labels: pd.DataFrame,
+                  names: Sequence[str | Mapping[str, Sequence[str]]]) -> dict[str, np.ndarray]:
     """Voxels of each selected ROI of an atlas.
 
     Parameters
@@ -172,8 +277,9 @@ def roi_label_map(dseg_img, labels: pd.DataFrame, names: Sequence[str]) -> dict[
         Integer label image.
     labels : pandas.DataFrame
         Columns ``index`` and ``name``.
-    names : sequence of str
-        ROIs to keep (empty: every label except 0).
+    names : sequence of str or one-key mapping
+        ROIs to keep (empty: every label except 0); ``{roi: [label, ...]}`` is the union of
+        those labels (:func:`roi_definitions`).
 
     Returns
     -------
@@ -182,14 +288,9 @@ def roi_label_map(dseg_img, labels: pd.DataFrame, names: Sequence[str]) -> dict[
     """
     values = np.rint(np.asanyarray(dseg_img.dataobj)).astype(int)
     lut = dict(zip(labels["name"].astype(str), labels["index"].astype(int), strict=True))
-    names = list(names) or [n for n, i in lut.items() if i != 0]
-    undefined = [n for n in names if n not in lut]
-    if undefined:
-        raise BIDSInputError(
-            f"ROI(s) {undefined} are not defined in the labels table: expected names from "
-            f"{sorted(lut)}. Fix fmri.rois.names or the labels TSV."
-        )
-    return {n: values == lut[n] for n in names}
+    defs = roi_definitions(names, [n for n, i in lut.items() if i != 0] if not names else list(lut),
+                           labels_path="the labels table")
+    return {roi: np.isin(values, [lut[p] for p in parts]) for roi, parts in defs.items()}
 
 
 def rois_mask(rois: Mapping[str, np.ndarray], ref_img):

@@ -29,6 +29,8 @@ __all__ = [
     "layer_figure",
     "read_roi_voxels",
     "ROI_VOXEL_COLUMNS",
+    "read_noise_ceilings",
+    "NOISE_CEILING_COLUMNS",
     "METRIC_LABELS",
 ]
 
@@ -423,6 +425,51 @@ def read_roi_voxels(paths: Sequence[str | Path]) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
+#: Columns of the noise-ceiling table (``write_html_report(noise_ceilings=...)``).
+NOISE_CEILING_COLUMNS = [
+    "subject",
+    "roi",
+    "n_voxels",
+    "noise_ceiling_split_half",
+    "noise_ceiling_ncsnr",
+    "ncsnr_median",
+]
+
+
+def read_noise_ceilings(responses: Mapping[str, str | Path]) -> pd.DataFrame:
+    """Mean voxel noise ceilings per subject and ROI, split-half and NCSNR, from responses npz.
+
+    Parameters
+    ----------
+    responses : Mapping of str to path-like
+        Subject label -> its responses npz (``roi``, ``noise_ceiling``, and from this version
+        on ``ncsnr`` and ``noise_ceiling_ncsnr``; an older file without them gives n/a).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns :data:`NOISE_CEILING_COLUMNS`, one row per subject and ROI: the ROI's voxel
+        count, its mean split-half and NCSNR ceilings (both in units of Pearson r, what the
+        encoding scores are divided by) and the median voxel NCSNR.
+    """
+    rows = []
+    for subject, path in responses.items():
+        with np.load(path, allow_pickle=False) as z:
+            roi = z["roi"].astype(str)
+            split = z["noise_ceiling"]
+            nc = z["noise_ceiling_ncsnr"] if "noise_ceiling_ncsnr" in z.files else None
+            snr = z["ncsnr"] if "ncsnr" in z.files else None
+        for name in dict.fromkeys(roi):
+            sel = roi == name
+            rows.append({
+                "subject": subject, "roi": name, "n_voxels": int(sel.sum()),
+                "noise_ceiling_split_half": float(split[sel].mean()),
+                "noise_ceiling_ncsnr": float(nc[sel].mean()) if nc is not None else np.nan,
+                "ncsnr_median": float(np.median(snr[sel])) if snr is not None else np.nan,
+            })
+    return pd.DataFrame(rows, columns=NOISE_CEILING_COLUMNS)
+
+
 def _best_layers(scores: pd.DataFrame) -> pd.DataFrame:
     return (
         scores.sort_values("score", ascending=False)
@@ -440,6 +487,7 @@ def write_html_report(
     layer_rdms: Mapping[str, str],
     provenance: Mapping,
     roi_voxels: pd.DataFrame | None = None,
+    noise_ceilings: pd.DataFrame | None = None,
 ) -> None:
     """Write a self-contained HTML report (figures embedded as PNG).
 
@@ -462,6 +510,8 @@ def write_html_report(
         One row per subject and ROI, columns :data:`ROI_VOXEL_COLUMNS` (``subject``, ``roi``,
         ``n_voxels_atlas``, ``n_voxels_analysed``, ``n_voxels_removed``, ``removed_runs``,
         ``reason``): shown as the section "ROI voxels before and after masking".
+    noise_ceilings : pandas.DataFrame, optional
+        :func:`read_noise_ceilings`: shown as the section "Noise ceilings".
 
     Raises
     ------
@@ -541,6 +591,8 @@ def write_html_report(
         flag_meaning=FLAG_MEANING,
         analyses=analyses,
         roi_voxels=voxels,
+        noise_ceilings=(table_view(noise_ceilings, hide_empty=False)
+                        if noise_ceilings is not None and len(noise_ceilings) else None),
         rdm_figures=rdm_figures,
         scores=table_view(scores),
         columns=columns,

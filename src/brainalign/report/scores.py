@@ -32,6 +32,7 @@ SCORE_COLUMNS = [
     "p_value",
     "p_fdr",
     # new columns are appended: readers of the columns above must not break
+    "ceiling_method",
     "flags",
 ]
 
@@ -61,6 +62,8 @@ SCORE_COLUMN_DESCRIPTIONS = {
     "(n/a in BIDS mode)",
     "p_fdr": "p_value corrected across layers (Benjamini-Hochberg); group rows of external RDM "
     "sets only (n/a in BIDS mode)",
+    "ceiling_method": "encoding rows: the voxel-wise noise ceiling in noise_ceiling "
+    "(encoding.noise_ceiling: split_half or ncsnr); n/a for RSA rows",
     "flags": f"'{ABOVE_NOISE_CEILING}' where normalized_score > 1: the ceiling is an estimate, "
     "and a score above it means the ceiling is underestimated or the score is noisy; n/a "
     "elsewhere",

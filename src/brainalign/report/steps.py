@@ -52,6 +52,7 @@ def step_report_html(
     logs_dir: str | None = None,
     rule: str | None = None,
     roi_voxels: Sequence[str] = (),
+    responses: Mapping[str, str] | None = None,
 ) -> None:
     """Write the HTML report (and the run's provenance as JSON).
 
@@ -78,8 +79,11 @@ def step_report_html(
         TSVs of ROI voxels before and after masking (columns
         :data:`brainalign.report.html.ROI_VOXEL_COLUMNS`, e.g. one per subject): concatenated
         into the report's section "ROI voxels before and after masking".
+    responses : Mapping of str to str, optional
+        Subject -> responses npz: their split-half and NCSNR voxel ceilings, averaged per ROI,
+        make the report's section "Noise ceilings".
     """
-    from brainalign.report.html import read_roi_voxels, write_html_report
+    from brainalign.report.html import read_noise_ceilings, read_roi_voxels, write_html_report
 
     table = read_tsv(scores)
     prov = dict(provenance)
@@ -93,7 +97,8 @@ def step_report_html(
     voxels = read_roi_voxels(roi_voxels) if roi_voxels else None
     with atomic_output(out) as tmp:
         write_html_report(table, tmp, brain_rdms=brain_rdms, layer_rdms=layer_rdms,
-                          provenance=prov, roi_voxels=voxels)
+                          provenance=prov, roi_voxels=voxels,
+                          noise_ceilings=read_noise_ceilings(responses) if responses else None)
     # after the report, so that this job's environment lists what drew it
     if provenance_out:
         from brainalign.report.provenance import collect_job_environments, software_versions
