@@ -110,8 +110,9 @@ if MODE == "bids" and CFG["fmri"]["preprocessing"] == "fmriprep":
 
 
 def fmriprep_file(key):
-    """Input function: one of the job's run's fMRIPrep files."""
-    return lambda wc: FMRIPREP_RUNS[(wc.subject, f"task-{wc.task}_run-{wc.run}")][key]
+    """Input function: one of the job's run's fMRIPrep files (none when it is optional and
+    absent: the confounds JSON, needed only by CompCor)."""
+    return lambda wc: FMRIPREP_RUNS[(wc.subject, f"task-{wc.task}_run-{wc.run}")][key] or []
 
 
 def score_tables():

@@ -98,6 +98,19 @@ def test_missing_subject_and_missing_confounds_are_named(tmp_path):
 
 
 @needs_examples
+def test_confounds_json_is_optional(tmp_path):
+    """nilearn reads the confounds JSON only for anatomical CompCor: a tree without it is used."""
+    copy = tmp_path / "fmriprep"
+    shutil.copytree(FMRIPREP / "sub-10", copy / "sub-10")
+    shutil.copy(FMRIPREP / "dataset_description.json", copy)
+    (copy / "sub-10" / "func" / f"sub-10_task-{TASK}_run-2_desc-confounds_timeseries.json").unlink()
+    found = find_fmriprep_runs(copy, _raw_runs(("10",)), MNI)
+    assert found[("10", f"task-{TASK}_run-02")]["confounds_json"] is None
+    assert found[("10", f"task-{TASK}_run-01")]["confounds_json"].endswith(
+        f"sub-10_task-{TASK}_run-1_desc-confounds_timeseries.json")
+
+
+@needs_examples
 def test_two_resolutions_need_the_space_to_name_one(tmp_path):
     copy = tmp_path / "fmriprep"
     shutil.copytree(FMRIPREP / "sub-10", copy / "sub-10")

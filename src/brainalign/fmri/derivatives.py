@@ -216,7 +216,8 @@ def find_fmriprep_run(
     files : dict of str to Path
         :data:`RUN_FILE_KEYS`: ``bold`` (``desc-preproc_bold``), ``mask`` (``desc-brain_mask``
         of the same space and resolution), ``confounds`` and ``confounds_json``
-        (``desc-confounds_timeseries``).
+        (``desc-confounds_timeseries``; the JSON is None when absent: nilearn needs it only
+        for anatomical CompCor, and says so in the job).
 
     Raises
     ------
@@ -265,6 +266,10 @@ def find_fmriprep_run(
         conf = layout.get(**ent, desc="confounds", suffix=["timeseries", "regressors"],
                           extension=ext)
         conf = [f for f in conf if Path(f.path).parent == out["bold"].parent]
+        if key == "confounds_json" and not conf:
+            # nilearn needs the sidecar only for anatomical CompCor (its own error says so)
+            out[key] = None
+            continue
         if len(conf) != 1:
             raise BIDSInputError(
                 f"{where}: {'no' if not conf else len(conf)} confounds file(s) next to "
@@ -309,7 +314,7 @@ def find_fmriprep_runs(root: str | Path, runs: Sequence, space: str) -> dict[tup
         except BIDSInputError as exc:
             problems.append(str(exc))
             continue
-        out[(r.subject, r.key)] = {k: str(v) for k, v in files.items()}
+        out[(r.subject, r.key)] = {k: None if v is None else str(v) for k, v in files.items()}
     if problems:
         more = f" (and {len(problems) - 5} more runs)" if len(problems) > 5 else ""
         raise BIDSInputError(
