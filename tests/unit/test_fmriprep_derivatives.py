@@ -369,3 +369,33 @@ def test_import_step_writes_psc_mask_confounds_and_sample_mask(tmp_path, method)
         assert side["ROIVoxels"]["b"]["outside_mask"] == 1  # (3, 3, 2) is outside the mask
     conf = read_tsv(out["conf"])
     assert len(conf) == 30 and "trans_x" in conf.columns
+
+
+@needs_confounds
+def test_import_step_demeans_bold_without_a_baseline(tmp_path):
+    """Already centred BOLD (no positive baseline) is demeaned, not divided by ~0 means."""
+    import nibabel as nib
+
+    from brainalign.fmri.steps import step_import_fmriprep
+
+    bold, mask_path, _, _ = _import_inputs(tmp_path)
+    rng = np.random.default_rng(2)
+    data = rng.standard_normal((4, 4, 3, 30)) + 0.05  # means near 0, both signs
+    nib.save(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), bold)
+    out = {k: str(tmp_path / f"out_{k}") for k in ("bold", "mask", "json", "conf", "keep")}
+    out["bold"] += ".nii.gz"
+    out["mask"] += ".nii.gz"
+    step_import_fmriprep(
+        str(bold), str(mask_path), confounds_options={"strategy": "simple"},
+        mask={"method": "data", "path": None}, dseg=str(tmp_path / "dseg.nii.gz"),
+        labels=str(tmp_path / "labels.tsv"), roi_names=[], run="sub-01 task-x_run-1",
+        bold_out=out["bold"], mask_out=out["mask"], mask_json_out=out["json"],
+        confounds_out=out["conf"], sample_mask_out=out["keep"])
+    got_mask = np.asanyarray(nib.load(out["mask"]).dataobj) > 0
+    want = np.asanyarray(nib.load(mask_path).dataobj) > 0  # every voxel varies: all kept
+    np.testing.assert_array_equal(got_mask, want)
+    keep = np.arange(30) >= 3  # the table's non-steady-state volumes
+    psc = nib.load(out["bold"]).get_fdata()
+    np.testing.assert_allclose(psc[want], data[want] - data[want][:, keep].mean(-1)[:, None],
+                               atol=1e-5)
+    assert json.loads(Path(out["json"]).read_text())["Scaling"] == "demeaned (no baseline)"

@@ -154,7 +154,9 @@ def fmriprep_layout(root: str | Path, subjects: Sequence[str] | None = None):
         raise BIDSInputError(
             f"{desc_file} does not describe a derivative dataset: expected 'GeneratedBy' (or "
             f"'PipelineDescription') naming fMRIPrep, got "
-            f"{sorted(desc) if isinstance(desc, dict) else desc!r}. {fix}")
+            f"{sorted(desc) if isinstance(desc, dict) else desc!r}. fMRIPrep writes it; for "
+            "derivatives made another way add '\"GeneratedBy\": [{\"Name\": \"fMRIPrep\"}]' "
+            f"(pybids indexes a derivative dataset only with it). {fix}")
     ignore = [_IGNORED]
     if subjects is not None:
         keep = "|".join(re.escape(sub) for sub in sorted(set(subjects)))

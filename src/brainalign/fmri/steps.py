@@ -427,7 +427,9 @@ def step_import_fmriprep(
 
     The BOLD is fMRIPrep's ``desc-preproc_bold`` (already realigned, slice-time corrected and
     resampled to the output space by fMRIPrep); here it is only converted to percent signal
-    change around each voxel's mean over the kept volumes, inside the analysis mask. The
+    change around each voxel's mean over the kept volumes, inside the analysis mask (BOLD
+    without a positive baseline, a median voxel mean not above 5 median SDs, is only
+    demeaned, with a warning, and the sidecar's ``Scaling`` says so). The
     confounds and the sample mask come from fMRIPrep's confounds table through nilearn
     (:func:`brainalign.fmri.confounds.load_fmriprep_confounds`).
 
@@ -483,15 +485,28 @@ def step_import_fmriprep(
         how = f"data (fMRIPrep desc-brain_mask: {Path(brain_mask).name})"
     kept = data[..., keep]
     mean = kept.mean(axis=-1)
-    constant = given & ~nonfinite & (kept.std(axis=-1) == 0)
-    voxels = given & ~nonfinite & ~constant & (mean > 0)
+    sd = kept.std(axis=-1)
+    constant = given & ~nonfinite & (sd == 0)
+    varying = given & ~nonfinite & ~constant
+    # fMRIPrep's BOLD is in scanner units (a positive baseline far above the fluctuations):
+    # percent signal change. BOLD that is already centred or standardised (a median voxel mean
+    # not above 5 median SDs) has no baseline to divide by: it is only demeaned.
+    centred = bool(varying.any()) and np.median(mean[varying]) <= 5 * np.median(sd[varying])
+    voxels = varying if centred else varying & (mean > 0)
     constant |= given & ~nonfinite & ~voxels  # a non-positive mean: no percent signal change
+    if centred:
+        logger.warning("%s: the BOLD has no positive baseline (median voxel mean %.3g, median "
+                       "SD %.3g): analysed demeaned, in its own units, not in percent signal "
+                       "change", where, np.median(mean[varying]), np.median(sd[varying]))
     n_bad = int((given & nonfinite).sum())
     if n_bad:
         logger.warning("%s: %d voxels have NaN or inf values and are dropped from the mask",
                        where, n_bad)
     psc = np.zeros(img.shape, dtype=np.float32)
-    psc[voxels] = 100.0 * (data[voxels] - mean[voxels, None]) / mean[voxels, None]
+    if centred:
+        psc[voxels] = data[voxels] - mean[voxels, None]
+    else:
+        psc[voxels] = 100.0 * (data[voxels] - mean[voxels, None]) / mean[voxels, None]
     counts = fmasks.roi_voxel_counts(rois, voxels, nonfinite, constant)
     for name, c in counts.items():
         if c["in_mask"] < c["atlas"]:
@@ -508,6 +523,7 @@ def step_import_fmriprep(
     save_nifti(nib.Nifti1Image(voxels.astype(np.uint8), img.affine), mask_out)
     save_json({"Type": "Brain", "MaskMethod": how, "NumberOfVoxels": int(voxels.sum()),
                "NonFiniteVoxels": n_bad, "ROIVoxels": counts,
+               "Scaling": "demeaned (no baseline)" if centred else "percent signal change",
                "Sources": [str(bold), str(brain_mask)]}, mask_json_out)
     save_tsv(conf, confounds_out)
     save_tsv(sample_mask_table(keep, n_vol), sample_mask_out)
