@@ -1,10 +1,12 @@
 # Configuration validation and BIDS indexing at DAG construction: bad config or bad input stops
 # here, before any job runs. Path builders and target lists come from the package.
 import os
+from pathlib import Path
 
 from brainalign import __version__ as BRAINALIGN_VERSION
 from brainalign.ingest.bids import index_dataset
 from brainalign.config import validate_config
+from brainalign.fmri.derivatives import fmriprep_run_files, split_space
 from brainalign.ingest.external import read_stimulus_table
 from brainalign.workflow import (
     DerivPaths,
@@ -112,7 +114,27 @@ if MODE == "bids" and CFG["fmri"]["preprocessing"] == "fmriprep":
 def fmriprep_file(key):
     """Input function: one of the job's run's fMRIPrep files (none when it is optional and
     absent: the confounds JSON, needed only by CompCor)."""
-    return lambda wc: FMRIPREP_RUNS[(wc.subject, f"task-{wc.task}_run-{wc.run}")][key] or []
+    return (
+        lambda wc: FMRIPREP_RUNS[(wc.subject, f"task-{wc.task}_run-{wc.run}")][key]
+        or []
+    )
+
+
+def fmriprep_run_label(run):
+    """fMRIPrep keeps the raw file's run entity as written; None when the raw name has none."""
+    return run.run if f"_run-{run.run}_" in Path(run.bold).name else None
+
+
+def fmriprep_outputs(runs):
+    """Output patterns (``{subject}`` left as a wildcard) of one subject's fMRIPrep job."""
+    space, res = split_space(CFG["fmri"]["fmriprep"]["space"])
+    return [
+        str(path)
+        for session, task, run in runs
+        for path in fmriprep_run_files(
+            P.fmriprep_dir(), "{subject}", task, run, space, session=session, res=res
+        ).values()
+    ]
 
 
 def score_tables():

@@ -1,37 +1,11 @@
 # fMRIPrep run by the workflow (fmri.preprocessing fmriprep, fmri.fmriprep.derivatives null):
 # one job per subject runs fMRIPrep's container (fmri.fmriprep.engine) into P.fmriprep_dir();
 # the GLM reads its files from there (fmriprep_root() in common.smk).
-from pathlib import Path
-
-from brainalign.fmri.derivatives import fmriprep_run_files, split_space
 from brainalign.fmri.fmriprep import check_fmriprep_config, group_subjects_by_runs
 
 # Licence, Apptainer image and TemplateFlow home are checked here: a missing one stops the
 # workflow before any job runs.
 FMRIPREP = check_fmriprep_config(CFG)
-FMRIPREP_SPACE, FMRIPREP_RES = split_space(CFG["fmri"]["fmriprep"]["space"])
-
-
-def fmriprep_run_label(run):
-    """fMRIPrep keeps the raw file's run entity as written; None when the raw name has none."""
-    return run.run if f"_run-{run.run}_" in Path(run.bold).name else None
-
-
-def fmriprep_outputs(runs):
-    """Output patterns (``{subject}`` left as a wildcard) of one subject's fMRIPrep job."""
-    return [
-        str(path)
-        for session, task, run in runs
-        for path in fmriprep_run_files(
-            P.fmriprep_dir(),
-            "{subject}",
-            task,
-            run,
-            FMRIPREP_SPACE,
-            session=session,
-            res=FMRIPREP_RES,
-        ).values()
-    ]
 
 
 # A rule's outputs are one list for all its jobs, so subjects with the same runs share a rule:
