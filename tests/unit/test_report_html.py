@@ -126,7 +126,7 @@ def test_collect_scores_appends_flags_and_keeps_the_earlier_columns(tmp_path, sc
     assert SCORE_COLUMNS[:14] == [
         "analysis", "subject", "roi", "model", "layer", "metric", "score", "noise_ceiling",
         "normalized_score", "noise_ceiling_lower", "ci_low", "ci_high", "p_value", "p_fdr"]
-    assert SCORE_COLUMNS[-1] == "flags"
+    assert SCORE_COLUMNS[14:] == ["flags", "ceiling_method"]  # in the order they came
     assert list(scores.columns) == SCORE_COLUMNS
     above = scores["normalized_score"] > 1
     # early's fc layer (0.3 / 0.25 = 1.2), in 2 analyses x 2 subjects

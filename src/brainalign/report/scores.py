@@ -32,8 +32,8 @@ SCORE_COLUMNS = [
     "p_value",
     "p_fdr",
     # new columns are appended: readers of the columns above must not break
-    "ceiling_method",
     "flags",
+    "ceiling_method",
 ]
 
 #: Value of ``flags`` where ``normalized_score > 1``.
