@@ -93,8 +93,11 @@ def test_outputs_are_a_bids_derivative_with_logs(finished_run):
     assert (out / "sub-01" / "func" /
             "sub-01_task-demo_run-1_desc-singletrial_statmap.nii.gz").is_file()
     logs = sorted((out / "logs").rglob("*.log"))
-    # one log per job: 1 + 8 + 8 + 2 + 1 + 1 + 10 + 2 + 2 + 2 + 1 + 1 + 1 (description)
-    assert len(logs) == 40
+    # one log per job: ingest 1, preprocess 8, GLM 8, responses 2, features 1, layer RDMs 1,
+    # encoding fits 5 (one per layer for both subjects), summaries 2, ROI RDMs 2, RSA compare
+    # 2, scores 1, report 1, description 1
+    assert len(logs) == 35
+    assert len(list((out / "logs" / "encoding_fit").glob("*.log"))) == 5
     glm_log = (out / "logs" / "fmri_glm" / "sub-01_task-demo_run-1.log").read_text()
     assert "subject=01" in glm_log and "done" in glm_log
     assert not list(out.rglob(".partial-*"))
