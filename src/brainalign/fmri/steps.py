@@ -26,6 +26,16 @@ ROI_VOXEL_COLUMNS = ["subject", "roi", "n_voxels_atlas", "n_voxels_analysed",
                      "n_voxels_removed", "removed_runs", "reason"]
 
 
+def _warn_roi_losses(counts: Mapping[str, Mapping], where: str) -> None:
+    """Warn about every ROI that a run's mask leaves voxels out of, with the reasons."""
+    for name, c in counts.items():
+        if c["in_mask"] < c["atlas"]:
+            logger.warning("%s: ROI %s keeps %d of its %d voxels in this run's mask (%d outside "
+                           "the mask, %d with NaN/inf values, %d with a constant signal)",
+                           where, name, c["in_mask"], c["atlas"], c["outside_mask"],
+                           c["nonfinite"], c["constant"])
+
+
 def step_preprocess(
     bold: str,
     *,
@@ -93,12 +103,7 @@ def step_preprocess(
                        run or bold, n_bad)
     counts = fmasks.roi_voxel_counts(rois, np.asanyarray(mask_img.dataobj) > 0,
                                      info["nonfinite"], info["constant"])
-    for name, c in counts.items():
-        if c["in_mask"] < c["atlas"]:
-            logger.warning("%s: ROI %s keeps %d of its %d voxels in this run's mask (%d outside "
-                           "the mask, %d with NaN/inf values, %d with a constant signal)",
-                           run or bold, name, c["in_mask"], c["atlas"], c["outside_mask"],
-                           c["nonfinite"], c["constant"])
+    _warn_roi_losses(counts, run or bold)
     how = {"data": f"data ({info['data_mask']})", "rois": "rois (union of the selected ROIs)",
            "file": f"file ({mask_file})"}[mask["method"]]
     save_nifti(preproc, bold_out)
@@ -508,12 +513,7 @@ def step_import_fmriprep(
     else:
         psc[voxels] = 100.0 * (data[voxels] - mean[voxels, None]) / mean[voxels, None]
     counts = fmasks.roi_voxel_counts(rois, voxels, nonfinite, constant)
-    for name, c in counts.items():
-        if c["in_mask"] < c["atlas"]:
-            logger.warning("%s: ROI %s keeps %d of its %d voxels in this run's mask (%d outside "
-                           "the mask, %d with NaN/inf values, %d with a constant signal)",
-                           where, name, c["in_mask"], c["atlas"], c["outside_mask"],
-                           c["nonfinite"], c["constant"])
+    _warn_roi_losses(counts, where)
     logger.info("%s: %d voxels in the mask (%s); %d confounds (%s); %d of %d volumes kept",
                 where, int(voxels.sum()), how, conf.shape[1],
                 confounds_options.get("strategy"), int(keep.sum()), n_vol)
