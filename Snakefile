@@ -1,4 +1,4 @@
-# brainalign: BIDS dataset -> fMRI responses -> DNN features -> encoding and RSA -> report.
+# brainalign: BIDS dataset -> fMRI and M/EEG responses -> DNN features -> encoding and RSA -> report.
 # Thin on purpose: the logic lives in the `brainalign` package, the rules in rules/*.smk.
 import sys
 
@@ -26,16 +26,25 @@ include: "rules/report.smk"
 if MODE == "bids":
 
     include: "rules/ingest.smk"
-    include: "rules/fmri.smk"
 
-    # fMRIPrep run by the workflow (not when existing derivatives are given)
-    if (
-        CFG["fmri"]["preprocessing"] == "fmriprep"
-        and not CFG["fmri"]["fmriprep"]["derivatives"]
-    ):
+    # the fMRI branch, for the subjects with BOLD runs
+    if SUBJECTS:
 
-        include: "rules/fmriprep.smk"
-    include: "rules/encoding.smk"
+        include: "rules/fmri.smk"
+
+        # fMRIPrep run by the workflow (not when existing derivatives are given)
+        if (
+            CFG["fmri"]["preprocessing"] == "fmriprep"
+            and not CFG["fmri"]["fmriprep"]["derivatives"]
+        ):
+
+            include: "rules/fmriprep.smk"
+        include: "rules/encoding.smk"
+
+    # the M/EEG branch, for the subjects with EEG/MEG recordings
+    if MEEG_RUNS:
+
+        include: "rules/meeg.smk"
 
 else:
 
@@ -49,6 +58,10 @@ rule all:
         P.scores(),
         P.report(),
         P.description(),
+        # M/EEG: evoked responses and time-resolved scores per subject (also with
+        # meeg.analyses [] and a single subject), group statistics over time
+        meeg_targets(),
+        meeg_group_targets(),
     localrule: True
 
 

@@ -13,7 +13,7 @@ engine=${ENGINE:-podman}
 base=${BASE:-docker.io/library/debian:bookworm-slim}
 version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/src/brainalign/__init__.py")
 [ -n "$version" ] || { echo "build.sh: no __version__ in src/brainalign/__init__.py" >&2; exit 2; }
-[ $# -gt 0 ] || set -- fmri features analysis report
+[ $# -gt 0 ] || set -- fmri meeg features analysis report
 for family in "$@"; do
     file="$root/containers/$family.Containerfile"
     [ -f "$file" ] || { echo "build.sh: no step family '$family' ($file)" >&2; exit 2; }

@@ -36,10 +36,14 @@ if MODE == "bids":
         participant_label=CFG["bids"]["participant_label"],
         stimuli_dir=CFG["bids"]["stimuli_dir"],
         sessions=CFG["bids"]["sessions"],
+        modalities=CFG["bids"]["modalities"],
+        stim_column=CFG["meeg"]["stim_column"],
     )
     check_dataset_against_config(INDEX, CFG)
-    SUBJECTS = INDEX.subjects
-    ROIS = CFG["fmri"]["rois"]
+    # SUBJECTS: the subjects with fMRI runs; MEEG_SUBJECTS: those with EEG/MEG recordings
+    SUBJECTS = sorted({r.subject for r in INDEX.runs})
+    ROIS = CFG["fmri"]["rois"] if CFG["fmri"] else {}
+    MEEG_RUNS = INDEX.meeg_runs
     STIMULUS_FILES = [str(INDEX.stimuli_dir / s) for s in INDEX.stimuli]
     RDMSETS = []
 else:
@@ -49,6 +53,7 @@ else:
     )
     check_stimuli_against_config(len(STIMULI), CFG)
     SUBJECTS = []
+    MEEG_RUNS = []
     STIMULUS_FILES = STIMULI["path"].tolist()
     RDMSETS = list(EXT["rdms"])
 
@@ -71,6 +76,7 @@ wildcard_constraints:
     model="[A-Za-z0-9]+",
     layer="[A-Za-z0-9]+",
     rdmset="[A-Za-z0-9]+",
+    datatype="eeg|meg",
 
 
 def roi_file(key, subject):
@@ -100,7 +106,7 @@ def fmriprep_root():
 # Per run, the fMRIPrep files the GLM reads (fmri.preprocessing fmriprep): existing derivatives
 # are found with pybids and checked here, before any job runs.
 FMRIPREP_RUNS = {}
-if MODE == "bids" and CFG["fmri"]["preprocessing"] == "fmriprep":
+if MODE == "bids" and CFG["fmri"] and CFG["fmri"]["preprocessing"] == "fmriprep":
     from brainalign.fmri.derivatives import fmriprep_run_inputs
 
     FMRIPREP_RUNS = fmriprep_run_inputs(
@@ -137,11 +143,81 @@ def fmriprep_outputs(runs):
     ]
 
 
+# --- M/EEG (rules/meeg.smk) -------------------------------------------------------------------
+# (subject, datatype) pairs with at least one selected EEG/MEG recording
+MEEG_KEYS = sorted({(r.subject, r.datatype) for r in MEEG_RUNS})
+MEEG_SUBJECTS = sorted({s for s, _ in MEEG_KEYS})
+
+
+def meeg_run(wc):
+    """The M/EEG recording of a meeg_preprocess job."""
+    for r in MEEG_RUNS:
+        if (r.subject, r.datatype, r.task, r.run) == (
+            wc.subject,
+            wc.datatype,
+            wc.task,
+            wc.run,
+        ):
+            return r
+    raise ValueError(
+        f"no {wc.datatype} recording sub-{wc.subject} task-{wc.task} run-{wc.run}"
+    )
+
+
+def meeg_runs_of(subject, datatype):
+    """A subject's selected recordings of one datatype (eeg or meg)."""
+    return [r for r in MEEG_RUNS if (r.subject, r.datatype) == (subject, datatype)]
+
+
+def fusion_fmri_rdms(subject):
+    """fMRI ROI RDMs fused with a subject's M/EEG RDMs: the same subject's when the subject
+    has fMRI runs, else every fMRI subject's (averaged by the fusion step)."""
+    if subject in SUBJECTS:
+        return [P.roi_rdms(subject)]
+    return [P.roi_rdms(s) for s in SUBJECTS]
+
+
+def meeg_score_tables():
+    """Every subject's time-resolved score tables (meeg.analyses, and fusion)."""
+    analyses = CFG["meeg"]["analyses"]
+    tables = []
+    for s, dt in MEEG_KEYS:
+        for m in MODEL_LABELS:
+            if "rsa" in analyses:
+                tables.append(P.meeg_rsa_scores(s, dt, m))
+            if "encoding" in analyses:
+                tables.append(P.meeg_encoding_scores(s, dt, m))
+        if CFG["meeg"]["fusion"] and SUBJECTS:
+            tables.append(P.meeg_fusion_scores(s, dt))
+    return tables
+
+
+def meeg_targets():
+    """Per-subject M/EEG outputs: evoked responses and score tables."""
+    return [P.meeg_responses(s, dt) for s, dt in MEEG_KEYS] + meeg_score_tables()
+
+
+def meeg_preproc_logs():
+    """What preprocessing removed from every M/EEG recording (JSON; shown in the report)."""
+    return [P.meeg_preproc_log(r.subject, r.datatype, r.task, r.run) for r in MEEG_RUNS]
+
+
+def meeg_group_targets():
+    """Group statistics over time, when the study has M/EEG recordings."""
+    return [P.meeg_clusters(), P.meeg_peaks()] if MEEG_KEYS else []
+
+
 def score_tables():
     """Every per-subject/per-set score table that goes into group/scores.tsv."""
     if MODE == "bids":
-        return expand(P.encoding_summary("{subject}"), subject=SUBJECTS) + expand(
-            P.rsa_scores("{subject}", "{model}"), subject=SUBJECTS, model=MODEL_LABELS
+        return (
+            expand(P.encoding_summary("{subject}"), subject=SUBJECTS)
+            + expand(
+                P.rsa_scores("{subject}", "{model}"),
+                subject=SUBJECTS,
+                model=MODEL_LABELS,
+            )
+            + meeg_score_tables()
         )
     return expand(
         P.rsa_group_scores("{rdmset}", "{model}"), rdmset=RDMSETS, model=MODEL_LABELS
@@ -172,4 +248,5 @@ def participant_targets():
         + expand(
             P.rsa_scores("{subject}", "{model}"), subject=SUBJECTS, model=MODEL_LABELS
         )
+        + meeg_targets()
     )

@@ -32,6 +32,9 @@ rule report_html:
         roi_voxels=roi_voxel_tables(),
         # per subject: split-half and NCSNR voxel ceilings (section "Noise ceilings")
         responses=expand(P.responses("{subject}"), subject=SUBJECTS),
+        # M/EEG (empty without it): group statistics over time, every run's preprocessing log
+        meeg_group=meeg_group_targets(),
+        meeg_logs=meeg_preproc_logs(),
         # after it, so that provenance.json has every job's environment
         description=P.description(),
     output:

@@ -12,6 +12,8 @@ with job_context(snakemake):  # noqa: F821
         participant_label=bids["participant_label"],
         stimuli_dir=bids["stimuli_dir"],
         sessions=bids["sessions"],
+        modalities=bids.get("modalities", "auto"),
+        stim_column=snakemake.params.stim_column,  # noqa: F821
     )
     step_ingest(
         index,

@@ -31,10 +31,28 @@ def demo_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory):
+    """A one-subject demo (fMRI + EEG) on a small grid, for the unit tests: (out, bids)."""
+    from brainalign.demo import DemoSpec, make_demo_dataset
+
+    out = tmp_path_factory.mktemp("small_demo") / "out"
+    bids = make_demo_dataset(out, spec=DemoSpec(n_subjects=1, n_runs=2, grid_shape=(12, 12, 8),
+                                                n_roi_voxels=20))
+    return out, bids
+
+
 def make_config(workdir: Path, bids_dir: Path, **sections) -> Path:
-    """Write the repo's config with bids_dir pointed at ``bids_dir`` and sections updated."""
+    """Write the repo's config with bids_dir pointed at ``bids_dir`` and sections updated.
+
+    ``bids.modalities`` is ``[fmri]`` unless a test sets it (e.g. ``**{"bids.modalities":
+    "auto"}``) or sets ``fmri=None`` (an M/EEG-only study: then ``auto``): the demo also has
+    EEG, which the fMRI tests leave out to stay as fast as before.
+    """
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["bids"]["bids_dir"] = str(bids_dir)
+    if sections.get("fmri", {}) is not None:
+        cfg["bids"]["modalities"] = ["fmri"]
     cfg["output_dir"] = "results"
     for key, value in sections.items():
         node = cfg

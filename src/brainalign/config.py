@@ -183,11 +183,13 @@ def _check_cross_fields(config: dict, base_dir: Path) -> None:
             f"or external RDMs plus a stimulus table), got {'both' if has_bids else 'neither'}. "
             "Set the other to null."
         )
-    if has_bids and not config.get("fmri"):
-        raise ConfigError("Config key 'fmri' is required with a BIDS input. Add the section "
-                          "(see config/config.yaml).")
+    modalities = (config.get("bids") or {}).get("modalities", "auto")
+    if has_bids and not config.get("fmri") and "fmri" in modalities:
+        raise ConfigError("Config key 'fmri' is required when bids.modalities lists fmri. Add "
+                          "the section (see config/config.yaml), or drop fmri from "
+                          "bids.modalities.")
     _check_output_dir(config, base_dir)
-    if has_bids:
+    if has_bids and config.get("fmri"):
         _check_mask_section(config["fmri"])
         _resolve_fmri_auto(config["fmri"])
         from brainalign.fmri.motion import check_motion_options

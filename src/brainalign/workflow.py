@@ -140,6 +140,48 @@ class DerivPaths:
         """Per-stimulus ROI responses with split halves and noise ceilings (npz)."""
         return self._p(f"sub-{subject}", "func", f"sub-{subject}_desc-stimulus_responses.npz")
 
+    # --- M/EEG (datatype eeg or meg; files under sub-<subject>/<datatype>/) -------------------
+
+    def _meeg(self, subject: str, datatype: str, name: str) -> str:
+        return self._p(f"sub-{subject}", datatype, f"sub-{subject}_{name}")
+
+    def meeg_epochs(self, subject: str, datatype: str, task: str, run: str) -> str:
+        """Preprocessed epochs of one M/EEG run (MNE FIF; ``metadata`` has ``stim_file``)."""
+        return self._meeg(subject, datatype, f"task-{task}_run-{run}_desc-clean_epo.fif")
+
+    def meeg_preproc_log(self, subject: str, datatype: str, task: str, run: str) -> str:
+        """What preprocessing removed from one M/EEG run (JSON: channels, components, epochs)."""
+        return self._meeg(subject, datatype, f"task-{task}_run-{run}_desc-preproc_log.json")
+
+    def meeg_responses(self, subject: str, datatype: str) -> str:
+        """Per-stimulus evoked patterns with split halves and per-time noise ceilings (npz)."""
+        return self._meeg(subject, datatype, "desc-stimulus_evoked.npz")
+
+    def meeg_rdms(self, subject: str, datatype: str) -> str:
+        """One RDM per time point and channel group, with split-half ceilings (npz)."""
+        return self._meeg(subject, datatype, "desc-time_rdms.npz")
+
+    def meeg_rsa_scores(self, subject: str, datatype: str, model: str) -> str:
+        """Time-resolved RSA of one subject's channel groups with one model's layers (TSV)."""
+        return self._meeg(subject, datatype, f"model-{self._label(model)}_desc-rsa_timescores.tsv")
+
+    def meeg_encoding_scores(self, subject: str, datatype: str, model: str) -> str:
+        """Time-resolved encoding of one subject's channel groups from one model's layers (TSV)."""
+        return self._meeg(subject, datatype,
+                          f"model-{self._label(model)}_desc-encoding_timescores.tsv")
+
+    def meeg_fusion_scores(self, subject: str, datatype: str) -> str:
+        """M/EEG-fMRI fusion: each time point's RDM against each fMRI ROI's RDM (TSV)."""
+        return self._meeg(subject, datatype, "desc-fusion_timescores.tsv")
+
+    def meeg_clusters(self) -> str:
+        """Group cluster permutation tests over time (TSV, one row per cluster)."""
+        return self._p("group", "meeg", "desc-clusters_stats.tsv")
+
+    def meeg_peaks(self) -> str:
+        """Group peak latency of each layer / ROI with bootstrap CIs over subjects (TSV)."""
+        return self._p("group", "meeg", "desc-peaks_stats.tsv")
+
     @staticmethod
     def _label(name: str) -> str:
         """BIDS label of a model or layer name; a wildcard such as ``"{layer}"`` stays as is."""
@@ -226,7 +268,7 @@ class DerivPaths:
 
 
 #: Step families, each with its own conda env (envs/) and container image (containers/).
-STEP_FAMILIES = ("fmri", "features", "analysis", "report")
+STEP_FAMILIES = ("fmri", "meeg", "features", "analysis", "report")
 
 
 def container_images(version: str = __version__) -> dict[str, str]:
@@ -473,15 +515,32 @@ def check_dataset_against_config(index, config: dict) -> None:
     Raises
     ------
     ConfigError
-        Folds outnumber stimuli.
+        Folds outnumber stimuli; BOLD runs selected with ``fmri: null``; ``meeg.rois`` names
+        a channel the recordings lack, or ``meeg.epochs_tmin >= meeg.epochs_tmax``
+        (:func:`brainalign.meeg.bids.check_meeg_config`).
     BIDSInputError
         An ROI atlas, labels table or mask image is missing or unusable
         (:func:`brainalign.fmri.checks.check_roi_inputs`).
     """
+    from brainalign.errors import ConfigError
     from brainalign.fmri.checks import check_roi_inputs
+    from brainalign.meeg.bids import check_meeg_config
 
-    check_stimuli_against_config(len(index.stimuli), config)
-    check_roi_inputs(index, config["fmri"])
+    # the folds matter only where a ridge is cross-validated: fMRI encoding, M/EEG encoding
+    meeg_encoding = bool(getattr(index, "meeg_runs", None)) and "encoding" in (
+        config.get("meeg") or {}).get("analyses", ())
+    if index.runs or meeg_encoding:
+        check_stimuli_against_config(len(index.stimuli), config)
+    if index.runs and not config.get("fmri"):
+        raise ConfigError(
+            f"Config key 'fmri' is null, but the dataset has {len(index.runs)} selected BOLD "
+            "run(s): expected an fmri section to analyse them. Add the fmri section, or set "
+            "bids.modalities to the M/EEG datatypes only (e.g. [eeg])."
+        )
+    if index.runs:
+        check_roi_inputs(index, config["fmri"])
+    if getattr(index, "meeg_runs", None) and config.get("meeg"):
+        check_meeg_config(index.meeg_runs, config["meeg"])
 
 
 def check_stimuli_against_config(n_stim: int, config: dict) -> None:

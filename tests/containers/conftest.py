@@ -27,7 +27,7 @@ def _skip_reason() -> str | None:
 
 @pytest.fixture(scope="session")
 def step_images(tmp_path_factory) -> dict[str, str]:
-    """{family: image name} of the four step images, built from this checkout."""
+    """{family: image name} of the five step images, built from this checkout."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)

@@ -42,7 +42,7 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 [engine]
 runtime = "runc"
 """
-FAMILIES = ("fmri", "features", "analysis", "report")
+FAMILIES = ("fmri", "meeg", "features", "analysis", "report")
 
 logger = logging.getLogger(__name__)
 

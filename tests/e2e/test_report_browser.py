@@ -174,7 +174,10 @@ def test_demo_report_in_chromium(chromium, playwright_driver, finished_run, open
     for section, heading in SECTIONS.items():
         assert page.inner_text(f"section#{section} h2") == heading
 
-    # All scores: one row per line of scores.tsv, the columns that hold a value
+    # All scores: one row per fMRI line of scores.tsv (the time-resolved M/EEG rows are drawn in
+    # "M/EEG over time"), the columns that hold a value
+    timed = scores["time"].notna() if "time" in scores.columns else scores["score"].isna()
+    all_scores, scores = scores, scores[~timed]
     shown = [c for c in scores.columns if scores[c].notna().any()]
     empty = [c for c in scores.columns if scores[c].isna().all()]
     assert {"ci_low", "ci_high", "p_value", "p_fdr"} <= set(empty)
@@ -195,7 +198,19 @@ def test_demo_report_in_chromium(chromium, playwright_driver, finished_run, open
     # scores above the noise ceiling: flagged in the table and explained, else no warning
     n_flagged = int(scores["flags"].notna().sum())
     assert page.locator("section#all-scores tr.flagged").count() == n_flagged
-    assert page.locator("#flag-warning").count() == (1 if n_flagged else 0)
+    assert page.locator("#flag-warning").count() == (
+        1 if all_scores["flags"].notna().any() else 0)
+
+    # M/EEG: one figure per modality and channel group, and one of fusion when there is fusion
+    meeg = all_scores[timed]
+    assert page.locator("section#meeg").count() == (1 if len(meeg) else 0)
+    if len(meeg):
+        assert page.inner_text("section#meeg h2") == "M/EEG over time"
+        curves = meeg[meeg["analysis"] != "fusion"]
+        n_groups = len(curves.groupby(["modality", "roi"]))
+        assert page.locator("section#meeg img").count() == n_groups
+        fusion = (meeg["analysis"] == "fusion").any()
+        assert page.locator("section#fusion img").count() == (1 if fusion else 0)
 
     # the ROI voxel table, when the run wrote one
     if page.locator("section#roi-voxels").count():

@@ -125,9 +125,12 @@ def test_planted_features_agree_with_brainalign_features(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "out"
-    bids = make_demo_dataset(out, spec=DemoSpec(**SMALL))
+def demo(small_demo):
+    """DemoSpec(**SMALL), generated once per session (tests/conftest.py, shared with
+    test_demo_eeg.py)."""
+    out, bids = small_demo
+    assert json.loads((out / "truth.json").read_text())["spec"]["grid_shape"] == list(
+        SMALL["grid_shape"])
     return out, bids
 
 

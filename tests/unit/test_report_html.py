@@ -126,8 +126,11 @@ def test_collect_scores_appends_flags_and_keeps_the_earlier_columns(tmp_path, sc
     assert SCORE_COLUMNS[:14] == [
         "analysis", "subject", "roi", "model", "layer", "metric", "score", "noise_ceiling",
         "normalized_score", "noise_ceiling_lower", "ci_low", "ci_high", "p_value", "p_fdr"]
-    assert SCORE_COLUMNS[14:] == ["flags", "ceiling_method"]  # in the order they came
+    # in the order they came (modality and time with M/EEG)
+    assert SCORE_COLUMNS[14:] == ["flags", "ceiling_method", "modality", "time"]
     assert list(scores.columns) == SCORE_COLUMNS
+    # tables written without the M/EEG columns are fMRI rows, with no time
+    assert (scores["modality"] == "fmri").all() and scores["time"].isna().all()
     above = scores["normalized_score"] > 1
     # early's fc layer (0.3 / 0.25 = 1.2), in 2 analyses x 2 subjects
     assert sorted(map(tuple, scores.loc[above, ["analysis", "subject", "roi", "layer"]]
@@ -183,15 +186,16 @@ def test_no_warning_without_flags_and_empty_columns_hidden(tmp_path, scores, rdm
     for column in [*BIDS_EMPTY, "flags"]:  # n/a in every row: not shown, but named
         assert column not in header
     assert header == ["analysis", "subject", "roi", "model", "layer", "metric", "score",
-                      "noise_ceiling", "normalized_score", "noise_ceiling_lower"]
+                      "noise_ceiling", "normalized_score", "noise_ceiling_lower", "modality"]
     note = re.search(r'<section id="all-scores">.*?<p class="note">(.*?)</p>', html, re.S)
     assert note and all(f"<code>{c}</code>" in note.group(1) for c in BIDS_EMPTY)
     # the section on the columns says what each holds, and which were empty in this run
     columns = re.search(r'<section id="columns">(.*?)</section>', html, re.S).group(1)
     for column in SCORE_COLUMNS:
         assert f"<dt>{column}" in columns
-    # + flags, and ceiling_method (these encoding summaries predate encoding.noise_ceiling)
-    assert columns.count("(n/a in every row of this run)") == len(BIDS_EMPTY) + 2
+    # + flags, ceiling_method (these encoding summaries predate encoding.noise_ceiling) and
+    # time (no M/EEG rows)
+    assert columns.count("(n/a in every row of this run)") == len(BIDS_EMPTY) + 3
     assert "n/a in BIDS mode" in unescape(columns)
 
 

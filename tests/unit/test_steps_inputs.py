@@ -24,7 +24,11 @@ def test_step_ingest_writes_every_run_and_stimulus(demo_root, tmp_path):
     index = index_dataset(bids, tasks=["demo"])
     runs_out, stim_out = tmp_path / "runs.tsv", tmp_path / "stimuli.tsv"
     step_ingest(index, runs_out=str(runs_out), stimuli_out=str(stim_out))
-    runs = read_tsv(runs_out)
+    all_runs = read_tsv(runs_out)
+    # the demo also has EEG: one row per recording, datatype eeg, after the BOLD runs' rows
+    eeg = sorted(bids.glob("sub-*/eeg/*_eeg.vhdr"))
+    assert sorted(all_runs.loc[all_runs["datatype"] == "eeg", "raw"]) == [str(p) for p in eeg]
+    runs = all_runs[all_runs["datatype"] == "func"]
     bolds = sorted(bids.glob("sub-*/func/*_bold.nii.gz"))
     assert sorted(runs["bold"]) == [str(p) for p in bolds]
     assert runs["subject"].tolist() == sorted(runs["subject"].tolist())  # "01" stays a string
@@ -33,7 +37,7 @@ def test_step_ingest_writes_every_run_and_stimulus(demo_root, tmp_path):
         assert nib.load(row.bold).shape[3] == row.n_volumes
     stim = read_tsv(stim_out)
     shown = set()
-    for events in bids.glob("sub-*/func/*_events.tsv"):
+    for events in bids.glob("sub-*/*/*_events.tsv"):
         shown |= set(pd.read_csv(events, sep="\t")["stim_file"])
     assert stim["stim_file"].tolist() == sorted(shown)
     assert stim["stim_id"].tolist() == list(range(len(shown)))

@@ -15,7 +15,7 @@ from tests.unit.test_demo import _find_validator
 
 def test_container_images_follow_the_version():
     images = container_images("1.2.3")
-    assert list(images) == list(STEP_FAMILIES) == ["fmri", "features", "analysis", "report"]
+    assert list(images) == list(STEP_FAMILIES) == ["fmri", "meeg", "features", "analysis", "report"]
     assert images["features"] == "docker://localhost/brainalign-features:1.2.3"
     assert container_images()["fmri"].endswith(f":{__version__}")
 

@@ -68,7 +68,7 @@ def test_prepare_lists_step_images_missing_for_apptainer(tmp_path):
     from brainalign.workflow import container_images
 
     images = container_images()
-    assert len(missing_images("apptainer", apptainer_prefix=str(tmp_path))) == 4
+    assert len(missing_images("apptainer", apptainer_prefix=str(tmp_path))) == 5
     for url in list(images.values())[:3]:
         (tmp_path / f"{hashlib.md5(url.encode()).hexdigest()}.simg").write_text("image")
     (msg,) = missing_images("apptainer", apptainer_prefix=str(tmp_path))

@@ -181,7 +181,7 @@ def _rules():
                                        "container:", "script:", "mem_mb=", "runtime="])
 def test_every_rule_declares(directive):
     rules = list(_rules())
-    assert len(rules) == 18  # + fmriprep (rules/fmriprep.smk) and fmri_import_fmriprep
+    assert len(rules) == 25  # fmriprep (rules/fmriprep.smk), fmri_import_fmriprep, 7 meeg_*
     lacking = [name for _, name, body in rules if directive not in body]
     assert not lacking, f"rules without {directive}: {lacking}"
 

@@ -10,7 +10,7 @@ import yaml
 
 from tests.conftest import REPO
 
-FAMILIES = ("fmri", "features", "analysis", "report")
+FAMILIES = ("fmri", "meeg", "features", "analysis", "report")
 
 
 def _pins(lines):

@@ -19,6 +19,12 @@ What is checked, in order:
 5. every events.tsv (:mod:`brainalign.ingest.events`): columns, field counts, numeric finite
    onsets and durations, durations >= 0, distinct onsets, events inside the run,
    ``stim_file`` inside ``stimuli/``, existing and readable by PIL.
+
+EEG/MEG recordings (``bids.modalities``: ``auto`` finds whichever each subject has) are
+selected and checked by :func:`brainalign.meeg.bids.find_meeg_runs` (names, one recording per
+run, header against sidecar sampling rate, events.tsv by inheritance) and their events by
+:func:`brainalign.ingest.events.check_meeg_events`; the index's stimuli are the union of both
+modalities' stimuli.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -34,7 +40,12 @@ import pandas as pd
 
 from brainalign.errors import BIDSInputError
 from brainalign.ingest.checks import load_nifti_checked, read_json_file
-from brainalign.ingest.events import REQUIRED_EVENT_COLUMNS, EventsFinder, check_events
+from brainalign.ingest.events import (
+    REQUIRED_EVENT_COLUMNS,
+    EventsFinder,
+    check_events,
+    check_meeg_events,
+)
 from brainalign.ingest.names import (
     BOLD_EXTENSIONS,
     LABEL,
@@ -107,6 +118,23 @@ class DatasetIndex:
     stimuli_dir: Path
     runs: list
     stimuli: list
+    #: EEG/MEG recordings (:class:`brainalign.meeg.bids.MEEGRun`), empty without M/EEG
+    meeg_runs: list = field(default_factory=list)
+
+    @property
+    def meeg_subjects(self) -> list[str]:
+        """Sorted subject labels that have at least one selected EEG/MEG recording."""
+        return sorted({r.subject for r in self.meeg_runs})
+
+    def meeg_runs_table(self) -> pd.DataFrame:
+        """One row per EEG/MEG recording.
+
+        Columns: subject, session, task, run, datatype, raw, events, sfreq, n_times.
+        """
+        columns = ["subject", "session", "task", "run", "datatype", "raw", "events", "sfreq",
+                   "n_times"]
+        return pd.DataFrame([{c: getattr(r, c) for c in columns} for r in self.meeg_runs],
+                            columns=columns)
 
     @property
     def subjects(self) -> list[str]:
@@ -159,6 +187,8 @@ def index_dataset(
     participant_label: Sequence[str] = (),
     stimuli_dir: str | Path | None = None,
     sessions: Sequence[str] = (),
+    modalities: str | Sequence[str] = "auto",
+    stim_column: str = "stim_file",
 ) -> DatasetIndex:
     """Index a BIDS dataset and check everything the workflow relies on.
 
@@ -174,6 +204,12 @@ def index_dataset(
         Folder that ``stim_file`` paths are relative to (default ``<bids_dir>/stimuli``).
     sessions : sequence of str
         Session labels to select (empty: all, and runs without a session).
+    modalities : str or sequence of str
+        ``auto``: BOLD runs and EEG/MEG recordings, whichever each subject has (a subject
+        needs at least one); or a list of ``fmri``, ``eeg``, ``meg``: only those (each must be
+        found for at least one subject).
+    stim_column : str
+        events.tsv column naming the stimulus of an EEG/MEG event (``meeg.stim_column``).
 
     Returns
     -------
@@ -187,7 +223,10 @@ def index_dataset(
         unreadable sidecar or truncated image; an events.tsv that is empty, ragged, lacks the
         required columns, has missing, non-numeric or negative timings or duplicate onsets, or
         names a stimulus file outside ``stimuli/``, missing or unreadable; runs whose TR or
-        voxel grid disagree.
+        voxel grid disagree. For EEG/MEG recordings, the checks of
+        :func:`brainalign.meeg.bids.find_meeg_runs` and
+        :func:`brainalign.ingest.events.check_meeg_events`. A modality listed in
+        ``modalities`` that no selected subject has; a subject with none of them.
     """
     from bids import BIDSLayout, BIDSLayoutIndexer
 
@@ -220,27 +259,41 @@ def index_dataset(
             f"Subject(s) {missing} from bids.participant_label are not in {bids_dir}: expected "
             f"labels from {all_subjects}{note}. Fix bids.participant_label."
         )
-    selected = _select_bold_files(layout, bids_dir, tasks=tasks, subjects=subjects,
-                                  participant_label=participant_label, sessions=sessions)
-    absent = sorted(set(tasks) - {ents["task"] for _, ents in selected})
-    if absent:
-        existing = sorted(layout.get_tasks(suffix="bold"))
-        raise BIDSInputError(
-            f"Task(s) {absent} from bids.tasks have no BOLD run in {bids_dir} (for the selected "
-            f"subjects): expected tasks from {existing}. Fix bids.tasks."
-        )
-    for sub in sorted(subjects):
-        if not any(ents["sub"] == sub for _, ents in selected):
-            ses = f" in session(s) {list(sessions)}" if sessions else ""
-            raise BIDSInputError(
-                f"sub-{sub} has no BOLD run for task(s) {list(tasks)}{ses} in {bids_dir}: "
-                f"expected sub-{sub}/func/sub-{sub}_task-<task>_bold.nii.gz. Check bids.tasks, "
-                "or drop the subject from bids.participant_label."
-            )
-    check_unique_runs(selected)
-
+    wanted = _modalities(modalities)
     sidecars = _SidecarCache(layout, bids_dir)
     events_finder = EventsFinder(layout, bids_dir, tasks)
+    meeg_runs = []
+    meeg_types = [m for m in ("eeg", "meg") if m in wanted]
+    if meeg_types:
+        from brainalign.meeg.bids import find_meeg_runs
+
+        meeg_runs = find_meeg_runs(bids_dir, tasks=tasks, subjects=subjects, sessions=sessions,
+                                   datatypes=meeg_types, layout=layout, sidecars=sidecars,
+                                   events_finder=events_finder)
+    selected = []
+    if "fmri" in wanted:
+        selected = _select_bold_files(layout, bids_dir, tasks=tasks, subjects=subjects,
+                                      participant_label=participant_label, sessions=sessions)
+    found = {"fmri"} if selected else set()
+    found |= {r.datatype for r in meeg_runs}
+    if modalities == "auto":
+        # auto: the modalities the selected subjects have; none -> those of the dataset (any
+        # task or subject; file names only), for the messages below (fMRI's when none)
+        used = found or _present(layout, wanted, tasks=None) or {"fmri"}
+    else:
+        used = set(wanted)
+        for m in _ordered(used - found):
+            found = found | _present(layout, list(_MODALITY_TEXT), tasks=tasks)
+            raise BIDSInputError(
+                f"bids.modalities lists {m!r}, but no selected subject has "
+                f"{_MODALITY_TEXT[m]} for task(s) {list(tasks)} in {bids_dir} (found: "
+                f"{_ordered(found) or 'nothing'}). Remove {m!r} from bids.modalities (or set it "
+                "to auto), or check bids.tasks and bids.participant_label."
+            )
+    _check_selection(layout, bids_dir, tasks=tasks, subjects=subjects, sessions=sessions,
+                     used=used, selected=selected, meeg_runs=meeg_runs)
+    check_unique_runs(selected)
+
     runs: list[Run] = []
     for path, ents in selected:
         run_label = ents.get("run", "1")  # a run without a run- entity is named run-1
@@ -269,12 +322,95 @@ def index_dataset(
         events = events_finder.find(path, ents, where=where)
         runs.append(Run(ents["sub"], ents["task"], run_label, path, events, tr,
                         tuple(img.shape), ents.get("ses")))
-    _check_consistency(runs)
-    stimuli = check_events(runs, stimuli_dir)
+    stimuli: set[str] = set()
+    if runs:
+        _check_consistency(runs)
+        stimuli.update(check_events(runs, stimuli_dir))
+    if meeg_runs:
+        stimuli.update(check_meeg_events(meeg_runs, stimuli_dir, stim_column=stim_column))
     logger.info(
-        "indexed %d runs of %d subjects, %d stimuli", len(runs), len(subjects), len(stimuli)
+        "indexed %d BOLD runs and %d EEG/MEG recordings of %d subjects, %d stimuli",
+        len(runs), len(meeg_runs), len(subjects), len(stimuli)
     )
-    return DatasetIndex(bids_dir=bids_dir, stimuli_dir=stimuli_dir, runs=runs, stimuli=stimuli)
+    return DatasetIndex(bids_dir=bids_dir, stimuli_dir=stimuli_dir, runs=runs,
+                        stimuli=sorted(stimuli), meeg_runs=meeg_runs)
+
+
+_MODALITY_TEXT = {"fmri": "a BOLD run", "eeg": "an EEG recording", "meg": "an MEG recording"}
+
+
+def _present(layout, modalities: Sequence[str], *, tasks: Sequence[str] | None) -> set[str]:
+    """The modalities with data files in the dataset (for ``tasks``, or any task).
+
+    From file names only (nothing is read), for messages and selection.
+    """
+    filters = {"task": list(tasks)} if tasks else {}
+    suffix = {"fmri": ("bold", "func"), "eeg": ("eeg", "eeg"), "meg": ("meg", "meg")}
+    return {m for m in modalities
+            if layout.get(suffix=suffix[m][0], datatype=suffix[m][1], return_type="filename",
+                          **filters)}
+
+
+def _ordered(modalities) -> list[str]:
+    """Modalities in the order fmri, eeg, meg."""
+    return [m for m in _MODALITY_TEXT if m in modalities]
+
+
+def _modalities(modalities: str | Sequence[str]) -> list[str]:
+    """The modalities to look for: every one for ``auto``, else the list, checked."""
+    if isinstance(modalities, str):
+        if modalities == "auto":
+            return list(_MODALITY_TEXT)
+        modalities = [modalities]
+    unknown = [m for m in modalities if m not in _MODALITY_TEXT]
+    if unknown or not modalities:
+        raise BIDSInputError(
+            f"Invalid bids.modalities {list(modalities)!r}: expected auto or a non-empty list "
+            f"of {list(_MODALITY_TEXT)}. Fix bids.modalities."
+        )
+    return [m for m in _MODALITY_TEXT if m in modalities]
+
+
+def _check_selection(layout, bids_dir: Path, *, tasks, subjects, sessions, used: set,
+                     selected: list, meeg_runs: list) -> None:
+    """Every task has data in a used modality; every subject has at least one run.
+
+    With fMRI only, the messages are the fMRI branch's own (BOLD runs).
+    """
+    task_found = {ents["task"] for _, ents in selected} | {r.task for r in meeg_runs}
+    absent = sorted(set(tasks) - task_found)
+    fmri_only = used == {"fmri"}
+    if absent:
+        existing = set(layout.get_tasks(suffix="bold")) if "fmri" in used else set()
+        for m in _ordered(used - {"fmri"}):
+            existing |= set(layout.get_tasks(suffix=m, datatype=m))
+        what = "BOLD run" if fmri_only else " or ".join(
+            _MODALITY_TEXT[m].split(" ", 1)[1] for m in _ordered(used))
+        raise BIDSInputError(
+            f"Task(s) {absent} from bids.tasks have no {what} in {bids_dir} (for the selected "
+            f"subjects): expected tasks from {sorted(existing)}. Fix bids.tasks."
+        )
+    have = {ents["sub"] for _, ents in selected} | {r.subject for r in meeg_runs}
+    for sub in sorted(subjects):
+        if sub in have:
+            continue
+        ses = f" in session(s) {list(sessions)}" if sessions else ""
+        if fmri_only:
+            raise BIDSInputError(
+                f"sub-{sub} has no BOLD run for task(s) {list(tasks)}{ses} in {bids_dir}: "
+                f"expected sub-{sub}/func/sub-{sub}_task-<task>_bold.nii.gz. Check bids.tasks, "
+                "or drop the subject from bids.participant_label."
+            )
+        expected = {"fmri": f"sub-{sub}/func/sub-{sub}_task-<task>_bold.nii.gz",
+                    "eeg": f"sub-{sub}/eeg/sub-{sub}_task-<task>_eeg.<vhdr|edf|bdf|set|fif>",
+                    "meg": f"sub-{sub}/meg/sub-{sub}_task-<task>_meg.fif"}
+        raise BIDSInputError(
+            f"sub-{sub} has no "
+            f"{' and no '.join(_MODALITY_TEXT[m].split(' ', 1)[1] for m in _ordered(used))} "
+            f"for task(s) {list(tasks)}{ses} in {bids_dir}: expected "
+            f"{' or '.join(expected[m] for m in _ordered(used))}. Check bids.tasks and "
+            "bids.modalities, or drop the subject from bids.participant_label."
+        )
 
 
 class _CachedLayout:

@@ -20,8 +20,10 @@ from brainalign.ingest.names import name_entities, split_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from brainalign.ingest.bids import Run
+    from brainalign.meeg.bids import MEEGRun
 
-__all__ = ["REQUIRED_EVENT_COLUMNS", "EventsFinder", "read_events", "check_events"]
+__all__ = ["REQUIRED_EVENT_COLUMNS", "EventsFinder", "read_events", "check_events",
+           "check_meeg_events"]
 
 #: Columns every events.tsv needs.
 REQUIRED_EVENT_COLUMNS = ("onset", "duration", "stim_file")
@@ -92,7 +94,7 @@ class EventsFinder:
             if all(k in scope and scope[k] == v for k, v in cand.items()):
                 candidates.append((Path(path).parent, len(cand), path))
         if not candidates:
-            name = Path(bold).name.split("_bold.nii")[0]
+            name = re.sub(r"_(bold|eeg|meg)\.[^/]*$", "", Path(bold).name)
             raise BIDSInputError(
                 f"No events.tsv for {where} ({bold}): expected {name}_events.tsv next to it, or "
                 f"one that applies to it higher up (e.g. task-{target['task']}_events.tsv at the "
@@ -271,3 +273,105 @@ def _check_stimulus(name: str, stimuli_dir: Path, r: Run, line: int) -> None:
             f"in {stimuli_dir}/ ({r.events}). Add the file or drop the row{hint}."
         )
     check_image_readable(path, where=f"line {line} of {r.events} ({r.where})")
+
+
+def check_meeg_events(runs: list[MEEGRun], stimuli_dir: Path, *,
+                      stim_column: str = "stim_file") -> list[str]:
+    """Check every EEG/MEG recording's events.tsv and stimuli; return the stimuli they name.
+
+    The fMRI checks (:func:`check_events`) with two differences: rows whose ``stim_column``
+    is n/a are other events (responses, triggers, ...) and are allowed (their duration may be
+    n/a too) as long as the recording has at least one stimulus event; every event must lie
+    inside the recording (``0 <= onset`` and ``onset + duration <= n_times / sfreq``).
+
+    Parameters
+    ----------
+    runs : list of MEEGRun
+        The selected recordings (their ``events`` found by :class:`EventsFinder`).
+    stimuli_dir : Path
+        The folder ``stim_column`` values are relative to.
+    stim_column : str
+        The events.tsv column that names each event's stimulus (``meeg.stim_column``).
+
+    Returns
+    -------
+    stimuli : list of str
+        Sorted unique stimulus files named by the recordings' events.
+
+    Raises
+    ------
+    BIDSInputError
+        Missing columns, ragged rows, missing or non-numeric onsets (or durations of stimulus
+        events), negative durations, duplicate stimulus onsets, an event outside the recording
+        (the line is named), a recording without any stimulus event, stimulus files that leave
+        ``stimuli/``, are missing or are unreadable.
+    """
+    stimuli: set[str] = set()
+    checked: set[str] = set()
+    required = ("onset", "duration", stim_column)
+    for r in runs:
+        where = r.where
+        header, rows = read_events(r.events, where)
+        lacking = [c for c in required if c not in header]
+        if lacking:
+            hint = (" (meeg.stim_column names the stimulus column)"
+                    if stim_column in lacking else "")
+            raise BIDSInputError(
+                f"{where} ({r.events}): events.tsv lacks column(s) {lacking}: expected "
+                f"{list(required)}{hint}. Add them, or set meeg.stim_column to the column that "
+                "names each event's stimulus file."
+            )
+        col = {c: header.index(c) for c in required}
+        end = r.n_times / r.sfreq
+        onsets: dict[float, int] = {}
+        n_stim = 0
+        for line, fields in rows:
+            onset = _number(fields[col["onset"]], column="onset", line=line, path=r.events,
+                            where=where)
+            name = fields[col[stim_column]]
+            is_stim = name.strip() not in ("n/a", "")
+            raw_duration = fields[col["duration"]]
+            if not is_stim and raw_duration.strip() in ("n/a", ""):
+                duration = 0.0
+            else:
+                duration = _number(raw_duration, column="duration", line=line, path=r.events,
+                                   where=where)
+            if duration < 0:
+                raise BIDSInputError(
+                    f"Negative duration on line {line} of events.tsv for {where} ({r.events}): "
+                    f"expected a duration >= 0 s, got {duration:g} s. Fix the duration."
+                )
+            # one sample of slack: onsets are rounded to the sampling grid by the writers
+            if onset < -0.5 / r.sfreq or onset + duration > end + 1.0 / r.sfreq:
+                ends = (f"onset {onset:g} s" if duration == 0 else
+                        f"onset {onset:g} s + duration {duration:g} s = {onset + duration:g} s")
+                raise BIDSInputError(
+                    f"Event outside the recording on line {line} of events.tsv for {where} "
+                    f"({r.events}): expected 0 <= onset and onset + duration <= the recording's "
+                    f"{r.n_times} samples / {r.sfreq:g} Hz = {end:.3f} s ({r.raw}), got {ends}. "
+                    "Fix the onsets (seconds from the start of this recording), or drop the row."
+                )
+            if not is_stim:
+                continue
+            n_stim += 1
+            key = round(onset, 6)
+            if key in onsets:
+                raise BIDSInputError(
+                    f"Duplicate onset on lines {onsets[key]} and {line} of events.tsv for "
+                    f"{where} ({r.events}): expected one stimulus per onset, got two at "
+                    f"{onset:g} s (their epochs would be identical). Fix the onsets or merge "
+                    "the rows."
+                )
+            onsets[key] = line
+            if name not in checked:
+                _check_stimulus(name, stimuli_dir, r, line)
+                checked.add(name)
+            stimuli.add(name)
+        if not n_stim:
+            raise BIDSInputError(
+                f"No stimulus event in events.tsv for {where} ({r.events}): expected at least "
+                f"one row whose {stim_column!r} names a file under {stimuli_dir}/, got "
+                f"{len(rows)} row(s) with {stim_column} n/a. Fill in {stim_column}, set "
+                "meeg.stim_column, or drop the recording (bids.tasks / bids.modalities)."
+            )
+    return sorted(stimuli)

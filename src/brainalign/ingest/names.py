@@ -20,6 +20,7 @@ __all__ = [
     "split_name",
     "name_entities",
     "bold_name_problems",
+    "data_name_problems",
     "raise_name_problems",
     "check_unique_runs",
 ]
@@ -67,9 +68,34 @@ def bold_name_problems(rel: PurePosixPath) -> tuple[dict[str, str], list[str]]:
     Expected: ``sub-<label>/[ses-<label>/]func/sub-<label>[_ses-<label>]_task-<label>
     [_<key>-<label>...][_run-<index>]_bold.nii[.gz]``, folder and file labels equal.
     """
+    return data_name_problems(rel, datatype="func", suffix="bold", extensions=BOLD_EXTENSIONS)
+
+
+def data_name_problems(rel: PurePosixPath, *, datatype: str, suffix: str,
+                       extensions: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """Entities of a data file (path relative to the dataset) and what BIDS would not accept.
+
+    Parameters
+    ----------
+    rel : PurePosixPath
+        The file, relative to the dataset root.
+    datatype : str
+        Its datatype folder (``func``, ``eeg``, ``meg``).
+    suffix : str
+        Its suffix (``bold``, ``eeg``, ``meg``).
+    extensions : sequence of str
+        Its possible extensions.
+
+    Returns
+    -------
+    entities : dict
+        ``key -> label`` of the file name.
+    problems : list of str
+        What BIDS would not accept (empty when the name is valid).
+    """
     *folders, name = rel.parts
     problems = []
-    fields = split_name(name, "bold", BOLD_EXTENSIONS) or []
+    fields = split_name(name, suffix, extensions) or []
     ents, name_problems = name_entities(fields)
     problems += [f"file name: {p}" for p in name_problems]
     if not fields or fields[0].partition("-")[0] != "sub":
@@ -78,7 +104,7 @@ def bold_name_problems(rel: PurePosixPath) -> tuple[dict[str, str], list[str]]:
         problems.append("file name: has no task-<label>")
     folder_ents: dict[str, str] = {}
     folder_keys = set()  # sub/ses folders present, with a valid label or not
-    shape_ok = len(folders) in (2, 3) and folders[-1] == "func"
+    shape_ok = len(folders) in (2, 3) and folders[-1] == datatype
     for folder, key in zip(folders[:-1], ("sub", "ses"), strict=False):
         prefix, sep, value = folder.partition("-")
         if prefix != key or not sep:
@@ -91,8 +117,8 @@ def bold_name_problems(rel: PurePosixPath) -> tuple[dict[str, str], list[str]]:
             problems.append(f"folder {folder!r}: {key} label {value!r} is not letters and "
                             "digits only")
     if not shape_ok:
-        problems.append(f"folders {'/'.join(folders)!r}: expected sub-<label>/func/ or "
-                        "sub-<label>/ses-<label>/func/")
+        problems.append(f"folders {'/'.join(folders)!r}: expected sub-<label>/{datatype}/ or "
+                        f"sub-<label>/ses-<label>/{datatype}/")
     for key in ("sub", "ses"):
         if key in folder_ents and ents.get(key) not in (None, folder_ents[key]):
             problems.append(f"{key}-{ents[key]} in the file name but {key}-{folder_ents[key]} "

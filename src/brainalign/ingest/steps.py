@@ -16,6 +16,11 @@ logger = logging.getLogger(__name__)
 def step_ingest(index, *, runs_out: str, stimuli_out: str) -> None:
     """Write the run and stimulus manifests.
 
+    The runs manifest has one row per BOLD run (``datatype`` func) and per EEG/MEG recording
+    (``datatype`` eeg or meg): the BOLD columns first (subject, session, task, run, bold,
+    events, t_r_s, n_volumes, shape; n/a for a recording), then ``datatype``, ``raw``, ``sfreq``
+    and ``n_times`` (n/a for a BOLD run).
+
     Parameters
     ----------
     index : brainalign.bids.DatasetIndex
@@ -23,7 +28,17 @@ def step_ingest(index, *, runs_out: str, stimuli_out: str) -> None:
     runs_out, stimuli_out : str
         Output paths.
     """
-    save_tsv(index.runs_table(), runs_out)
+    runs = index.runs_table()
+    runs["datatype"] = "func"
+    meeg_runs = getattr(index, "meeg_runs", None)
+    if meeg_runs:
+        meeg = index.meeg_runs_table()
+        columns = list(runs.columns) + [c for c in meeg.columns if c not in runs.columns]
+        frames = [f for f in (runs, meeg) if len(f)]
+        runs = pd.concat(frames, ignore_index=True).reindex(columns=columns)
+        for col in ("n_volumes", "n_times"):  # whole numbers, n/a in the other modality's rows
+            runs[col] = runs[col].astype("Int64")
+    save_tsv(runs, runs_out)
     stim = pd.DataFrame(
         {
             "stim_id": range(len(index.stimuli)),

@@ -6,6 +6,9 @@ Modules
     :func:`collect_scores` (``group/scores.tsv``, columns :data:`SCORE_COLUMNS`).
 ``html``
     :func:`write_html_report` (jinja2 templates in ``templates/``).
+``meeg``
+    The report's M/EEG parts: layer x time curves with clusters, fusion, peak latencies,
+    preprocessing logs (:func:`~brainalign.report.meeg.read_meeg_preproc_logs`).
 ``provenance``
     :func:`software_versions`, :func:`imported_package_versions`,
     :func:`collect_job_environments`.

@@ -20,7 +20,11 @@ import numpy as np
 import pandas as pd
 
 from brainalign.report.provenance import software_versions
-from brainalign.report.scores import ABOVE_NOISE_CEILING, SCORE_COLUMN_DESCRIPTIONS
+from brainalign.report.scores import (
+    ABOVE_NOISE_CEILING,
+    SCORE_COLUMN_DESCRIPTIONS,
+    time_resolved,
+)
 
 __all__ = [
     "write_html_report",
@@ -302,11 +306,13 @@ class TableView:
     numeric: list[bool] = field(default_factory=list)
 
 
-def _format(value) -> str:
+def _format(value, fmt: str | None = None) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "n/a"
     if isinstance(value, bool | np.bool_):
         return str(bool(value))
+    if fmt is not None and isinstance(value, int | float | np.integer | np.floating):
+        return fmt.format(value)
     if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):
@@ -314,7 +320,8 @@ def _format(value) -> str:
     return str(value)
 
 
-def table_view(df: pd.DataFrame, *, hide_empty: bool = True) -> TableView:
+def table_view(df: pd.DataFrame, *, hide_empty: bool = True,
+               formats: Mapping[str, str] | None = None) -> TableView:
     """Format a table for the templates.
 
     Parameters
@@ -324,6 +331,8 @@ def table_view(df: pd.DataFrame, *, hide_empty: bool = True) -> TableView:
         ``"above_noise_ceiling"``).
     hide_empty : bool
         Leave out the columns that are n/a in every row (they are listed in ``hidden``).
+    formats : Mapping of str to str, optional
+        Column -> format string of its numbers (e.g. ``"{:.1f}"``) instead of 3 decimals.
 
     Returns
     -------
@@ -348,9 +357,11 @@ def table_view(df: pd.DataFrame, *, hide_empty: bool = True) -> TableView:
         pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
         for c in shown
     ]
+    fmts = [(formats or {}).get(c) for c in shown]
     rows = [
         Row(
-            cells=[Cell(_format(v), numeric=n) for v, n in zip(values, numeric, strict=True)],
+            cells=[Cell(_format(v, f), numeric=n)
+                   for v, n, f in zip(values, numeric, fmts, strict=True)],
             flagged=bool(is_flagged),
             title=_FLAG_TITLE if is_flagged else "",
         )
@@ -488,6 +499,9 @@ def write_html_report(
     provenance: Mapping,
     roi_voxels: pd.DataFrame | None = None,
     noise_ceilings: pd.DataFrame | None = None,
+    meeg_clusters: pd.DataFrame | None = None,
+    meeg_peaks: pd.DataFrame | None = None,
+    meeg_preprocessing: pd.DataFrame | None = None,
 ) -> None:
     """Write a self-contained HTML report (figures embedded as PNG).
 
@@ -512,6 +526,14 @@ def write_html_report(
         ``reason``): shown as the section "ROI voxels before and after masking".
     noise_ceilings : pandas.DataFrame, optional
         :func:`read_noise_ceilings`: shown as the section "Noise ceilings".
+    meeg_clusters, meeg_peaks : pandas.DataFrame, optional
+        The M/EEG group statistics (:func:`brainalign.report.meeg.read_meeg_group_table`):
+        with time-resolved rows in ``scores``, the section "M/EEG over time" draws each
+        modality and channel group's layer x time curves with the significant clusters, and
+        lists the peak latencies and clusters (section "M/EEG-fMRI fusion" for fusion rows).
+        The other sections and the table "All scores" show the fMRI rows only.
+    meeg_preprocessing : pandas.DataFrame, optional
+        :func:`brainalign.report.meeg.read_meeg_preproc_logs`: section "M/EEG preprocessing".
 
     Raises
     ------
@@ -526,9 +548,15 @@ def write_html_report(
                 f"ROI voxel table for the report: expected columns {ROI_VOXEL_COLUMNS}, "
                 f"missing {missing}. Write it with these columns (one row per subject and ROI).")
         voxels = table_view(roi_voxels[ROI_VOXEL_COLUMNS], hide_empty=False)
+    from brainalign.report.meeg import meeg_report_parts
+
     scores = scores.copy()
     if "flags" not in scores.columns:
         scores["flags"] = np.where(scores["normalized_score"] > 1, ABOVE_NOISE_CEILING, None)
+    meeg = meeg_report_parts(scores, clusters=meeg_clusters, peaks=meeg_peaks)
+    # the fMRI rows (time n/a): the time-resolved rows are drawn in "M/EEG over time"
+    all_scores = scores
+    scores = scores[~time_resolved(scores)]
     n_flagged = sum(row.flagged for row in table_view(scores).rows)
     if n_flagged:
         logger.warning("report: %d score(s) above the noise ceiling are highlighted", n_flagged)
@@ -572,9 +600,9 @@ def write_html_report(
         {
             "name": c,
             "description": SCORE_COLUMN_DESCRIPTIONS.get(c, ""),
-            "empty": c in scores.columns and bool(scores[c].isna().all()),
+            "empty": c in all_scores.columns and bool(all_scores[c].isna().all()),
         }
-        for c in scores.columns
+        for c in all_scores.columns
     ]
     prov = dict(provenance)
     prov["software"] = software_versions()
@@ -587,12 +615,17 @@ def write_html_report(
             "subjects": [str(s) for s in ds.get("subjects", [])],
         },
         n_flagged=n_flagged,
+        n_flagged_time=meeg["n_flagged"] if meeg else 0,
         flag=ABOVE_NOISE_CEILING,
         flag_meaning=FLAG_MEANING,
         analyses=analyses,
         roi_voxels=voxels,
         noise_ceilings=(table_view(noise_ceilings, hide_empty=False)
                         if noise_ceilings is not None and len(noise_ceilings) else None),
+        meeg=meeg,
+        meeg_preprocessing=(table_view(meeg_preprocessing, hide_empty=False)
+                            if meeg_preprocessing is not None and len(meeg_preprocessing)
+                            else None),
         rdm_figures=rdm_figures,
         scores=table_view(scores),
         columns=columns,

@@ -53,6 +53,9 @@ def step_report_html(
     rule: str | None = None,
     roi_voxels: Sequence[str] = (),
     responses: Mapping[str, str] | None = None,
+    meeg_clusters: Sequence[str] = (),
+    meeg_peaks: Sequence[str] = (),
+    meeg_preproc_logs: Sequence[str] = (),
 ) -> None:
     """Write the HTML report (and the run's provenance as JSON).
 
@@ -82,8 +85,20 @@ def step_report_html(
     responses : Mapping of str to str, optional
         Subject -> responses npz: their split-half and NCSNR voxel ceilings, averaged per ROI,
         make the report's section "Noise ceilings".
+    meeg_clusters, meeg_peaks : sequence of str, optional
+        ``group/meeg/desc-clusters_stats.tsv`` and ``desc-peaks_stats.tsv`` (none without
+        M/EEG): drawn and listed in the section "M/EEG over time", which the report has when
+        ``scores`` has time-resolved rows.
+    meeg_preproc_logs : sequence of str, optional
+        Every M/EEG run's preprocessing log JSON: the section "M/EEG preprocessing".
     """
     from brainalign.report.html import read_noise_ceilings, read_roi_voxels, write_html_report
+    from brainalign.report.meeg import (
+        CLUSTER_COLUMNS,
+        PEAK_COLUMNS,
+        read_meeg_group_table,
+        read_meeg_preproc_logs,
+    )
 
     table = read_tsv(scores)
     prov = dict(provenance)
@@ -95,10 +110,14 @@ def step_report_html(
     dataset["n_stimuli"] = len(read_tsv(stimuli_table))
     prov["dataset"] = dataset
     voxels = read_roi_voxels(roi_voxels) if roi_voxels else None
+    clusters = read_meeg_group_table(meeg_clusters, CLUSTER_COLUMNS) if meeg_clusters else None
+    peaks = read_meeg_group_table(meeg_peaks, PEAK_COLUMNS) if meeg_peaks else None
+    preproc = read_meeg_preproc_logs(meeg_preproc_logs) if meeg_preproc_logs else None
     with atomic_output(out) as tmp:
         write_html_report(table, tmp, brain_rdms=brain_rdms, layer_rdms=layer_rdms,
                           provenance=prov, roi_voxels=voxels,
-                          noise_ceilings=read_noise_ceilings(responses) if responses else None)
+                          noise_ceilings=read_noise_ceilings(responses) if responses else None,
+                          meeg_clusters=clusters, meeg_peaks=peaks, meeg_preprocessing=preproc)
     # after the report, so that this job's environment lists what drew it
     if provenance_out:
         from brainalign.report.provenance import collect_job_environments, software_versions
