@@ -249,14 +249,54 @@ def missing_images(engine: str, *, apptainer_prefix: str = ".snakemake/singulari
     return missing
 
 
+def needed_families(config: dict) -> list[str]:
+    """The step families (container images) a configuration's run uses.
+
+    Every run uses ``fmri`` (ingest), ``features``, ``analysis`` and ``report``; ``meeg`` only
+    when the study has EEG/MEG recordings: ``bids.modalities`` lists ``eeg`` or ``meg``, or is
+    ``auto`` and a selected subject has an ``eeg/`` or ``meg/`` folder.
+
+    Parameters
+    ----------
+    config : dict
+        The configuration (as read from YAML; relative paths relative to the working directory).
+
+    Returns
+    -------
+    families : list of str
+        In :data:`brainalign.workflow.STEP_FAMILIES` order.
+    """
+    from brainalign.workflow import STEP_FAMILIES
+
+    bids = config.get("bids") or {}
+    modalities = bids.get("modalities", "auto")
+    if not bids:
+        meeg = False
+    elif modalities == "auto":
+        root = Path(bids.get("bids_dir", "."))
+        subjects = bids.get("participant_label") or ["*"]
+        meeg = any(
+            any(root.glob(f"sub-{s}/{dt}")) or any(root.glob(f"sub-{s}/ses-*/{dt}"))
+            for s in subjects for dt in ("eeg", "meg")
+        )
+    else:
+        meeg = bool({"eeg", "meg"} & set(modalities))
+    return [f for f in STEP_FAMILIES if f != "meeg" or meeg]
+
+
 def _prepare(args: argparse.Namespace) -> int:
     import yaml
+
+    from brainalign.workflow import container_images
 
     config = yaml.safe_load(Path(args.config).read_text())
     missing = prepare_report(config, fetch_templates=not args.no_fetch)
     checked = "weights, inputs"
     if args.containers:
-        missing += missing_images(args.containers, apptainer_prefix=args.apptainer_prefix)
+        families = needed_families(config)
+        images = {f: url for f, url in container_images().items() if f in families}
+        missing += missing_images(args.containers, apptainer_prefix=args.apptainer_prefix,
+                                  images=images)
         checked += f", {args.containers} images"
     if missing:
         print("Missing for an offline run:\n  " + "\n  ".join(missing))

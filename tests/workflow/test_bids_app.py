@@ -69,9 +69,27 @@ def test_prepare_lists_step_images_missing_for_apptainer(tmp_path):
 
     images = container_images()
     assert len(missing_images("apptainer", apptainer_prefix=str(tmp_path))) == 5
-    for url in list(images.values())[:3]:
+    for url in list(images.values())[:4]:
         (tmp_path / f"{hashlib.md5(url.encode()).hexdigest()}.simg").write_text("image")
     (msg,) = missing_images("apptainer", apptainer_prefix=str(tmp_path))
     assert images["report"] in msg and "step family report" in msg
     res = _app("prepare", "--containers", "apptainer", "--apptainer-prefix", str(tmp_path))
     assert res.returncode == 1 and "brainalign-report" in res.stdout
+
+
+def test_prepare_needs_the_meeg_image_only_for_m_eeg_studies(tmp_path):
+    from brainalign.cli import needed_families
+
+    bids = tmp_path / "bids"
+    (bids / "sub-01" / "func").mkdir(parents=True)
+    base = ["fmri", "features", "analysis", "report"]
+    assert needed_families({"bids": {"bids_dir": str(bids)}}) == base
+    assert needed_families({"bids": {"bids_dir": str(bids), "modalities": ["eeg"]}}) == [
+        "fmri", "meeg", "features", "analysis", "report"]
+    (bids / "sub-02" / "ses-1" / "eeg").mkdir(parents=True)
+    assert "meeg" in needed_families({"bids": {"bids_dir": str(bids)}})
+    assert "meeg" not in needed_families(
+        {"bids": {"bids_dir": str(bids), "participant_label": ["01"]}})
+    assert "meeg" not in needed_families({"bids": {"bids_dir": str(bids),
+                                                   "modalities": ["fmri"]}})
+    assert needed_families({"bids": None, "external": {}}) == base
