@@ -50,6 +50,12 @@ else:
 
     include: "rules/external.smk"
 
+    # external.responses: response matrices per area, analysed like fMRI ROIs
+    if SUBJECTS:
+
+        include: "rules/responses.smk"
+        include: "rules/encoding.smk"
+
 
 # Every output of the study: the group scores table, the HTML report, dataset_description.json.
 rule all:

@@ -6,6 +6,7 @@ from pathlib import Path
 from brainalign import __version__ as BRAINALIGN_VERSION
 from brainalign.ingest.bids import index_dataset
 from brainalign.config import validate_config
+from brainalign.features.text import check_models_against_stimuli
 from brainalign.fmri.derivatives import fmriprep_run_files, split_space
 from brainalign.ingest.external import read_stimulus_table
 from brainalign.workflow import (
@@ -38,13 +39,16 @@ if MODE == "bids":
         sessions=CFG["bids"]["sessions"],
         modalities=CFG["bids"]["modalities"],
         stim_column=CFG["meeg"]["stim_column"],
+        text_column=CFG["bids"]["text_column"],
     )
     check_dataset_against_config(INDEX, CFG)
     # SUBJECTS: the subjects with fMRI runs; MEEG_SUBJECTS: those with EEG/MEG recordings
     SUBJECTS = sorted({r.subject for r in INDEX.runs})
     ROIS = CFG["fmri"]["rois"] if CFG["fmri"] else {}
     MEEG_RUNS = INDEX.meeg_runs
-    STIMULUS_FILES = [str(INDEX.stimuli_dir / s) for s in INDEX.stimuli]
+    # stimulus files the features jobs read (none when bids.text_column holds the texts:
+    # they are in the stimulus manifest)
+    STIMULUS_FILES = INDEX.stimulus_files
     RDMSETS = []
 else:
     EXT = CFG["external"]
@@ -52,10 +56,24 @@ else:
         EXT["stimuli"], stimuli_dir=EXT["stimuli_dir"], column=EXT["stim_column"]
     )
     check_stimuli_against_config(len(STIMULI), CFG)
-    SUBJECTS = []
+    # a text model on image stimuli (or the reverse) stops here, before any job runs
+    check_models_against_stimuli(
+        MODELS,
+        (
+            "text"
+            if STIMULI["stim_file"].str.lower().str.endswith(".txt").any()
+            else "image"
+        ),
+    )
     MEEG_RUNS = []
     STIMULUS_FILES = STIMULI["path"].tolist()
     RDMSETS = list(EXT["rdms"])
+    # external.responses: areas grouped by subject label, each subject analysed like an fMRI
+    # subject (rules/responses.smk imports, rules/encoding.smk and rules/rsa.smk analyse)
+    RESPONSE_AREAS = {}
+    for _area, _spec in EXT["responses"].items():
+        RESPONSE_AREAS.setdefault(_spec["subject"], {})[_area] = _spec
+    SUBJECTS = sorted(RESPONSE_AREAS)
 
 # Where the post-deploy script of each conda env (envs/post-deploy.sh) installs brainalign
 # from, at the workflow's version, under --software-deployment-method conda.
@@ -219,8 +237,28 @@ def score_tables():
             )
             + meeg_score_tables()
         )
+    return (
+        expand(
+            P.rsa_group_scores("{rdmset}", "{model}"),
+            rdmset=RDMSETS,
+            model=MODEL_LABELS,
+        )
+        # external.responses: per subject, as for fMRI subjects
+        + expand(P.encoding_summary("{subject}"), subject=SUBJECTS)
+        + expand(
+            P.rsa_scores("{subject}", "{model}"), subject=SUBJECTS, model=MODEL_LABELS
+        )
+    )
+
+
+def subsample_tables():
+    """Subsampling curve summaries of the external response areas (external.subsample)."""
+    if MODE == "bids" or not CFG["external"]["subsample"]["enabled"]:
+        return []
     return expand(
-        P.rsa_group_scores("{rdmset}", "{model}"), rdmset=RDMSETS, model=MODEL_LABELS
+        P.subsample_summary("{subject}", "{model}"),
+        subject=SUBJECTS,
+        model=MODEL_LABELS,
     )
 
 
@@ -235,7 +273,9 @@ def brain_rdm_files():
     """Label -> npz of brain RDMs shown in the report (ROI RDMs, or imported RDM sets)."""
     if MODE == "bids":
         return {f"sub-{s}": P.roi_rdms(s) for s in SUBJECTS}
-    return {f"{r} (mean)": P.brain_rdms(r) for r in RDMSETS}
+    return {f"{r} (mean)": P.brain_rdms(r) for r in RDMSETS} | {
+        f"sub-{s}": P.roi_rdms(s) for s in SUBJECTS
+    }
 
 
 def participant_targets():

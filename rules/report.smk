@@ -1,3 +1,6 @@
+from brainalign.features.checkpoints import checkpoint_families
+
+
 rule report_scores:
     """The tidy group table of every encoding and RSA score."""
     input:
@@ -35,6 +38,8 @@ rule report_html:
         # M/EEG (empty without it): group statistics over time, every run's preprocessing log
         meeg_group=meeg_group_targets(),
         meeg_logs=meeg_preproc_logs(),
+        # external responses: subsampling curve summaries (section "Subsampling curves")
+        subsample=subsample_tables(),
         # after it, so that provenance.json has every job's environment
         description=P.description(),
     output:
@@ -54,6 +59,8 @@ rule report_html:
         brain_labels=list(brain_rdm_files()),
         subjects=SUBJECTS,
         models=list(MODELS),
+        # model families (features.models.<name>.checkpoints): score vs checkpoint
+        families=checkpoint_families(MODELS),
         logs=P.logs_dir(),
         config=CFG,
         dataset=(

@@ -14,6 +14,7 @@ with job_context(snakemake):  # noqa: F821
         sessions=bids["sessions"],
         modalities=bids.get("modalities", "auto"),
         stim_column=snakemake.params.stim_column,  # noqa: F821
+        text_column=bids.get("text_column"),
     )
     step_ingest(
         index,

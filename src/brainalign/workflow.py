@@ -242,6 +242,19 @@ class DerivPaths:
         m = self._label(model)
         return self._p("group", "rsa", f"rdmset-{rdmset}_model-{m}_scores.tsv")
 
+    def subsample_curve(self, subject: str, model: str) -> str:
+        """Subsampling curve of one subject's response areas against one model (TSV).
+
+        Every draw's layer scores (external responses).
+        """
+        m = self._label(model)
+        return self._p("group", "subsample", f"sub-{subject}_model-{m}_desc-draws_curve.tsv")
+
+    def subsample_summary(self, subject: str, model: str) -> str:
+        """Best layer per area and subsample size, and its agreement with the full data (TSV)."""
+        m = self._label(model)
+        return self._p("group", "subsample", f"sub-{subject}_model-{m}_desc-summary_curve.tsv")
+
     def scores(self) -> str:
         """Group table of every score."""
         return self._p("group", "scores.tsv")
@@ -518,6 +531,8 @@ def check_dataset_against_config(index, config: dict) -> None:
         Folds outnumber stimuli; BOLD runs selected with ``fmri: null``; ``meeg.rois`` names
         a channel the recordings lack, or ``meeg.epochs_tmin >= meeg.epochs_tmax``
         (:func:`brainalign.meeg.bids.check_meeg_config`).
+        A text model with image stimuli, or an image model with text stimuli
+        (:func:`brainalign.features.text.check_models_against_stimuli`).
     BIDSInputError
         An ROI atlas, labels table or mask image is missing or unusable
         (:func:`brainalign.fmri.checks.check_roi_inputs`).
@@ -541,6 +556,13 @@ def check_dataset_against_config(index, config: dict) -> None:
         check_roi_inputs(index, config["fmri"])
     if getattr(index, "meeg_runs", None) and config.get("meeg"):
         check_meeg_config(index.meeg_runs, config["meeg"])
+    kind = getattr(index, "stimulus_kind", "image")
+    if index.stimuli and (kind == "text" or any(
+            (spec or {}).get("source") == "huggingface"
+            for spec in config["features"]["models"].values())):
+        from brainalign.features.text import check_models_against_stimuli
+
+        check_models_against_stimuli(config["features"]["models"], kind)
 
 
 def check_stimuli_against_config(n_stim: int, config: dict) -> None:

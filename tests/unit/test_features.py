@@ -330,7 +330,7 @@ def test_every_registry_layer_is_a_node_of_the_traced_graph():
     from torchvision.models.feature_extraction import get_graph_node_names
 
     for name, entry in ARCHITECTURES.items():
-        assert entry.shipped_weights is (name == "efficientnet_lite0")
+        assert entry.shipped_weights is name.startswith("efficientnet_lite")
         nodes = entry.layer_nodes()
         assert tuple(nodes) == entry.layers, name
         assert len({n.node for n in nodes.values()}) == len(nodes), name  # one node per layer
@@ -406,7 +406,7 @@ def test_layers_command_lists_names_first(capsys):
     assert [line.split()[0] for line in lines] == list(ARCHITECTURES["alexnet"].layers)
     assert "ReLU after the 3rd conv (features.7; 384 channels, 13x13 at 224 px)" in lines[2]
     assert main(["layers", "vgg99"]) == 2
-    assert "expected one of alexnet, efficientnet_lite0" in capsys.readouterr().err
+    assert "expected one of alexnet, cornet_s, efficientnet_lite0" in capsys.readouterr().err
 
 
 def test_sparse_random_projection_streams_and_preserves_rdm(tmp_path):

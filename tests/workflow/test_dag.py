@@ -181,7 +181,7 @@ def _rules():
                                        "container:", "script:", "mem_mb=", "runtime="])
 def test_every_rule_declares(directive):
     rules = list(_rules())
-    assert len(rules) == 25  # fmriprep (rules/fmriprep.smk), fmri_import_fmriprep, 7 meeg_*
+    assert len(rules) == 27  # fmriprep, fmri_import_fmriprep, 7 meeg_*, 2 responses_*
     lacking = [name for _, name, body in rules if directive not in body]
     assert not lacking, f"rules without {directive}: {lacking}"
 

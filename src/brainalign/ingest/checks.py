@@ -28,6 +28,7 @@ __all__ = [
     "nifti_expected_bytes",
     "gzip_isize",
     "check_image_readable",
+    "read_text_stimulus",
 ]
 
 logger = logging.getLogger(__name__)
@@ -327,3 +328,45 @@ def check_image_readable(path: str | Path, *, where: str) -> None:
             f"Unreadable stimulus image {path} (named in {where}): expected an image file PIL "
             f"can read (PNG, JPEG, ...), got {error}. Replace the file with a valid image."
         )
+
+
+def read_text_stimulus(path: str | Path, *, where: str) -> str:
+    """The text of a ``.txt`` stimulus file (UTF-8; surrounding whitespace stripped).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    where : str
+        Where it is named (events.tsv and line, or the stimulus table), for the message.
+
+    Returns
+    -------
+    text : str
+
+    Raises
+    ------
+    BIDSInputError
+        The file cannot be read, is not UTF-8, or holds only whitespace.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise BIDSInputError(
+            f"Unreadable text stimulus {path} (named in {where}): expected a readable UTF-8 "
+            f"text file, got {type(exc).__name__}: {exc}. Fix the file's permissions."
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise BIDSInputError(
+            f"Undecodable text stimulus {path} (named in {where}): expected UTF-8 text, got a "
+            f"byte that is not UTF-8 at position {exc.start}. Re-save the file as UTF-8."
+        ) from exc
+    text = text.strip()
+    if not text:
+        raise BIDSInputError(
+            f"Empty text stimulus {path} (named in {where}): expected the stimulus text (a "
+            "word or sentence), got an empty file. Write the text into the file or drop the "
+            "stimulus."
+        )
+    return text

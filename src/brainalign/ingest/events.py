@@ -2,7 +2,10 @@
 
 Checked per file: the required columns, field counts, numeric finite onsets and durations,
 durations >= 0, distinct onsets, events inside the run, and every ``stim_file`` inside
-``stimuli/``, existing and readable by PIL.
+``stimuli/``, existing and readable by PIL (a ``.txt`` stim_file: readable UTF-8 text,
+not empty). With ``bids.text_column`` the stimuli are texts held in that events column:
+``stim_file`` is then the stimulus's identifier (not a file) and :func:`event_texts` collects
+and checks the texts.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from brainalign.errors import BIDSInputError
-from brainalign.ingest.checks import check_image_readable
+from brainalign.ingest.checks import check_image_readable, read_text_stimulus
 from brainalign.ingest.names import name_entities, split_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,7 +26,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from brainalign.meeg.bids import MEEGRun
 
 __all__ = ["REQUIRED_EVENT_COLUMNS", "EventsFinder", "read_events", "check_events",
-           "check_meeg_events"]
+           "check_meeg_events", "event_texts", "TEXT_SUFFIX"]
+
+#: Suffix of a stimulus file that holds a text (a word or sentence) instead of an image.
+TEXT_SUFFIX = ".txt"
 
 #: Columns every events.tsv needs.
 REQUIRED_EVENT_COLUMNS = ("onset", "duration", "stim_file")
@@ -178,7 +184,8 @@ def _stim_outside(name: str) -> str | None:
     return None
 
 
-def check_events(runs: list[Run], stimuli_dir: Path) -> list[str]:
+def check_events(runs: list[Run], stimuli_dir: Path, *,
+                 text_column: str | None = None) -> list[str]:
     """Check every run's events.tsv and stimuli; return the stimulus files they name.
 
     Parameters
@@ -187,6 +194,9 @@ def check_events(runs: list[Run], stimuli_dir: Path) -> list[str]:
         The selected runs (their ``events`` found by :class:`EventsFinder`).
     stimuli_dir : Path
         The folder ``stim_file`` is relative to.
+    text_column : str, optional
+        ``bids.text_column``: the stimuli are texts in this column and ``stim_file`` only
+        identifies them (no file is looked up; :func:`event_texts` checks the texts).
 
     Returns
     -------
@@ -241,7 +251,7 @@ def check_events(runs: list[Run], stimuli_dir: Path) -> list[str]:
                     f"{r.where} ({r.events}): line {line} has stim_file n/a: "
                     "expected a file under stimuli/. Fill it in or drop the row."
                 )
-            if name not in checked:
+            if name not in checked and text_column is None:
                 _check_stimulus(name, stimuli_dir, r, line)
                 checked.add(name)
             stimuli.add(name)
@@ -255,7 +265,7 @@ def check_events(runs: list[Run], stimuli_dir: Path) -> list[str]:
 
 
 def _check_stimulus(name: str, stimuli_dir: Path, r: Run, line: int) -> None:
-    """A stim_file names a readable image inside the stimuli folder."""
+    """A stim_file names a readable image (or ``.txt`` text) inside the stimuli folder."""
     outside = _stim_outside(name)
     if outside:
         raise BIDSInputError(
@@ -272,11 +282,16 @@ def _check_stimulus(name: str, stimuli_dir: Path, r: Run, line: int) -> None:
             f"{r.where}: events.tsv names stim_file '{name}', which is not "
             f"in {stimuli_dir}/ ({r.events}). Add the file or drop the row{hint}."
         )
-    check_image_readable(path, where=f"line {line} of {r.events} ({r.where})")
+    where = f"line {line} of {r.events} ({r.where})"
+    if name.lower().endswith(TEXT_SUFFIX):
+        read_text_stimulus(path, where=where)
+    else:
+        check_image_readable(path, where=where)
 
 
 def check_meeg_events(runs: list[MEEGRun], stimuli_dir: Path, *,
-                      stim_column: str = "stim_file") -> list[str]:
+                      stim_column: str = "stim_file",
+                      text_column: str | None = None) -> list[str]:
     """Check every EEG/MEG recording's events.tsv and stimuli; return the stimuli they name.
 
     The fMRI checks (:func:`check_events`) with two differences: rows whose ``stim_column``
@@ -292,6 +307,8 @@ def check_meeg_events(runs: list[MEEGRun], stimuli_dir: Path, *,
         The folder ``stim_column`` values are relative to.
     stim_column : str
         The events.tsv column that names each event's stimulus (``meeg.stim_column``).
+    text_column : str, optional
+        ``bids.text_column``: ``stim_column`` only identifies text stimuli (no file lookup).
 
     Returns
     -------
@@ -363,7 +380,7 @@ def check_meeg_events(runs: list[MEEGRun], stimuli_dir: Path, *,
                     "the rows."
                 )
             onsets[key] = line
-            if name not in checked:
+            if name not in checked and text_column is None:
                 _check_stimulus(name, stimuli_dir, r, line)
                 checked.add(name)
             stimuli.add(name)
@@ -375,3 +392,67 @@ def check_meeg_events(runs: list[MEEGRun], stimuli_dir: Path, *,
                 "meeg.stim_column, or drop the recording (bids.tasks / bids.modalities)."
             )
     return sorted(stimuli)
+
+
+def event_texts(runs: Sequence, *, text_column: str,
+                stim_column: str = "stim_file") -> dict[str, str]:
+    """The text of every stimulus, from an events.tsv column (``bids.text_column``).
+
+    Each stimulus is identified by its ``stim_column`` value (e.g. ``s01``) and its text is
+    the ``text_column`` value of its rows; rows whose ``stim_column`` is n/a (M/EEG responses,
+    triggers) are skipped.
+
+    Parameters
+    ----------
+    runs : sequence of Run or MEEGRun
+        Recordings whose ``events`` files hold the column.
+    text_column : str
+        The events.tsv column holding each stimulus's text.
+    stim_column : str
+        The column identifying the stimulus.
+
+    Returns
+    -------
+    texts : dict of str to str
+        Stimulus identifier -> text (surrounding whitespace stripped).
+
+    Raises
+    ------
+    BIDSInputError
+        An events.tsv without the column; a stimulus row whose text is n/a or empty; one
+        identifier with two different texts (the lines are named).
+    """
+    texts: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for r in runs:
+        header, rows = read_events(r.events, r.where)
+        if text_column not in header:
+            raise BIDSInputError(
+                f"{r.where} ({r.events}): events.tsv lacks the text column {text_column!r} named "
+                f"by bids.text_column: expected it next to {stim_column!r}, got columns "
+                f"{header}. Add the column, or set bids.text_column to the column holding each "
+                "stimulus's text (null for image stimuli)."
+            )
+        col, text_col = header.index(stim_column), header.index(text_column)
+        for line, fields in rows:
+            name = fields[col].strip()
+            if name in ("n/a", ""):
+                continue
+            text = fields[text_col].strip()
+            if text in ("n/a", ""):
+                raise BIDSInputError(
+                    f"Empty text on line {line} of events.tsv for {r.where} ({r.events}): "
+                    f"expected the stimulus text in column {text_column!r} (bids.text_column), "
+                    f"got {'n/a' if text else 'an empty field'} for {stim_column} {name!r}. "
+                    "Fill in the text or drop the row."
+                )
+            here = f"line {line} of {r.events}"
+            if name in texts and texts[name] != text:
+                raise BIDSInputError(
+                    f"Two texts for stimulus {name!r}: {first[name]} has {texts[name]!r}, {here} "
+                    f"has {text!r}: expected one text per {stim_column} (it identifies the "
+                    "stimulus). Give the texts different identifiers or make them equal."
+                )
+            texts.setdefault(name, text)
+            first.setdefault(name, here)
+    return texts

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from brainalign.errors import BIDSInputError, DataShapeError
-from brainalign.ingest.checks import check_image_readable
+from brainalign.ingest.checks import check_image_readable, read_text_stimulus
 from brainalign.io import read_tsv
 
 __all__ = ["read_stimulus_table", "load_rdm_set", "square_to_condensed"]
@@ -66,8 +66,16 @@ def read_stimulus_table(path: str | Path, *, stimuli_dir: str | Path,
             raise BIDSInputError(
                 f"Stimulus table {path} names '{name}', which is not in {stimuli_dir}/. Add the "
                 "file or fix 'external.stimuli_dir'.")
-        check_image_readable(stimuli_dir / name,
-                             where=f"row {row + 1} of stimulus table {path} ('external.stimuli')")
+        where = f"row {row + 1} of stimulus table {path} ('external.stimuli')"
+        if Path(name).suffix.lower() == ".txt":  # a text stimulus (sentence or word)
+            read_text_stimulus(stimuli_dir / name, where=where)
+        else:
+            check_image_readable(stimuli_dir / name, where=where)
+    kinds = {Path(f).suffix.lower() == ".txt" for f in files}
+    if len(kinds) > 1:
+        raise BIDSInputError(
+            f"Stimulus table {path} mixes .txt text stimuli with images: expected one kind "
+            "per study (a model reads either images or texts). Split it into two studies.")
     out = table.drop(columns=[column]).copy()
     out.insert(0, "path", [str((stimuli_dir / f).resolve()) for f in files])
     out.insert(0, "stim_file", files.to_numpy())

@@ -21,6 +21,10 @@ def step_ingest(index, *, runs_out: str, stimuli_out: str) -> None:
     events, t_r_s, n_volumes, shape; n/a for a recording), then ``datatype``, ``raw``, ``sfreq``
     and ``n_times`` (n/a for a BOLD run).
 
+    The stimulus manifest has one row per stimulus: ``stim_id``, ``stim_file`` and ``path``
+    (the file; n/a for texts held in events.tsv), and, with ``bids.text_column``, ``text``
+    (a ``.txt`` stimulus's text is read from its file by the features step).
+
     Parameters
     ----------
     index : brainalign.bids.DatasetIndex
@@ -39,13 +43,18 @@ def step_ingest(index, *, runs_out: str, stimuli_out: str) -> None:
         for col in ("n_volumes", "n_times"):  # whole numbers, n/a in the other modality's rows
             runs[col] = runs[col].astype("Int64")
     save_tsv(runs, runs_out)
+    texts = getattr(index, "texts", None) or {}
     stim = pd.DataFrame(
         {
             "stim_id": range(len(index.stimuli)),
             "stim_file": index.stimuli,
-            "path": [str(index.stimuli_dir / s) for s in index.stimuli],
+            # texts held in events.tsv (bids.text_column): no file, the text is in the manifest
+            "path": (["n/a"] * len(index.stimuli) if texts
+                     else [str(index.stimuli_dir / s) for s in index.stimuli]),
         }
     )
+    if texts:
+        stim["text"] = [texts[s] for s in index.stimuli]
     save_tsv(stim, stimuli_out)
 
 

@@ -502,6 +502,8 @@ def write_html_report(
     meeg_clusters: pd.DataFrame | None = None,
     meeg_peaks: pd.DataFrame | None = None,
     meeg_preprocessing: pd.DataFrame | None = None,
+    subsample: pd.DataFrame | None = None,
+    families: Mapping[str, Sequence[Mapping]] | None = None,
 ) -> None:
     """Write a self-contained HTML report (figures embedded as PNG).
 
@@ -534,6 +536,13 @@ def write_html_report(
         The other sections and the table "All scores" show the fMRI rows only.
     meeg_preprocessing : pandas.DataFrame, optional
         :func:`brainalign.report.meeg.read_meeg_preproc_logs`: section "M/EEG preprocessing".
+    subsample : pandas.DataFrame, optional
+        :func:`brainalign.report.subsample.read_subsample_summaries`: the section
+        "Subsampling curves" (external response areas), after the analyses.
+    families : Mapping, optional
+        Model families (:func:`brainalign.features.checkpoints.checkpoint_families`): section
+        "Model families", score vs checkpoint per ROI
+        (:func:`brainalign.report.checkpoints.checkpoint_scores`).
 
     Raises
     ------
@@ -584,6 +593,19 @@ def write_html_report(
             "caption": caption,
             "best": table_view(_best_layers(sub)),
         })
+    if subsample is not None and len(subsample):
+        from brainalign.report.subsample import subsample_section
+
+        analyses.append(subsample_section(subsample))
+
+    trajectory = None
+    if families:
+        from brainalign.report.checkpoints import checkpoint_figure, checkpoint_scores
+
+        curves = checkpoint_scores(scores, families)
+        if len(curves):
+            trajectory = {"figure": _png(checkpoint_figure(curves)),
+                          "table": table_view(curves, hide_empty=False)}
 
     rdm_figures = []
     for label, path in brain_rdms.items():
@@ -619,6 +641,7 @@ def write_html_report(
         flag=ABOVE_NOISE_CEILING,
         flag_meaning=FLAG_MEANING,
         analyses=analyses,
+        trajectory=trajectory,
         roi_voxels=voxels,
         noise_ceilings=(table_view(noise_ceilings, hide_empty=False)
                         if noise_ceilings is not None and len(noise_ceilings) else None),

@@ -56,6 +56,8 @@ def step_report_html(
     meeg_clusters: Sequence[str] = (),
     meeg_peaks: Sequence[str] = (),
     meeg_preproc_logs: Sequence[str] = (),
+    subsample: Sequence[str] = (),
+    families: Mapping[str, Sequence[Mapping]] | None = None,
 ) -> None:
     """Write the HTML report (and the run's provenance as JSON).
 
@@ -91,6 +93,12 @@ def step_report_html(
         ``scores`` has time-resolved rows.
     meeg_preproc_logs : sequence of str, optional
         Every M/EEG run's preprocessing log JSON: the section "M/EEG preprocessing".
+    subsample : sequence of str, optional
+        Subsampling summaries of external response areas
+        (``group/subsample/*_desc-summary_curve.tsv``): the section "Subsampling curves".
+    families : Mapping, optional
+        Model families (:func:`brainalign.features.checkpoints.checkpoint_families` of the
+        expanded ``features.models``): the section "Model families" (score vs checkpoint).
     """
     from brainalign.report.html import read_noise_ceilings, read_roi_voxels, write_html_report
     from brainalign.report.meeg import (
@@ -113,11 +121,19 @@ def step_report_html(
     clusters = read_meeg_group_table(meeg_clusters, CLUSTER_COLUMNS) if meeg_clusters else None
     peaks = read_meeg_group_table(meeg_peaks, PEAK_COLUMNS) if meeg_peaks else None
     preproc = read_meeg_preproc_logs(meeg_preproc_logs) if meeg_preproc_logs else None
+    if subsample:
+        from brainalign.report.subsample import read_subsample_summaries
+
+        subsample_summary = read_subsample_summaries(subsample)
+    else:
+        subsample_summary = None
     with atomic_output(out) as tmp:
         write_html_report(table, tmp, brain_rdms=brain_rdms, layer_rdms=layer_rdms,
                           provenance=prov, roi_voxels=voxels,
                           noise_ceilings=read_noise_ceilings(responses) if responses else None,
-                          meeg_clusters=clusters, meeg_peaks=peaks, meeg_preprocessing=preproc)
+                          subsample=subsample_summary,
+                          meeg_clusters=clusters, meeg_peaks=peaks, meeg_preprocessing=preproc,
+                          families=families)
     # after the report, so that this job's environment lists what drew it
     if provenance_out:
         from brainalign.report.provenance import collect_job_environments, software_versions
