@@ -16,8 +16,8 @@ There is no Apptainer here. Snakemake 9 runs rule containers only through
 
 Limits, so that nobody mistakes it for Apptainer: it depends on how Snakemake calls apptainer
 (not a public interface); its ``.simg`` files are markers, not images; of the host environment
-it passes only locale and thread-count variables (Apptainer passes nearly everything); GPUs are
-not handled. Every call is appended to ``$SHIM_LOG`` when that is set, for the tests to read.
+it passes only locale, thread-count and BLAS kernel-selection variables (Apptainer passes
+nearly everything); GPUs are not handled. Every call is appended to ``$SHIM_LOG`` when that is set, for the tests to read.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ import sys
 
 MARK = "podman-shim-image:"
 PASS_ENV = ("LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# BLAS kernel selection (e.g. OPENBLAS_CORETYPE=Haswell on a host that sets it): OpenBLAS picks
+# its kernels by these, and float32 results differ between kernels (SkylakeX vs Haswell: 1e-7),
+# so a job must see the host's values to compute what the host computes, as under Apptainer
+PASS_PREFIXES = ("OPENBLAS_", "GOTO_", "MKL_", "NVPL_BLAS_")
 
 
 def die(message: str, code: int = 255) -> None:
@@ -120,6 +124,8 @@ def execute(args: list[str]) -> None:
             if key.startswith(prefix):
                 opts += ["-e", f"{key[len(prefix):]}={value}"]
     opts += [f"--env={k}={os.environ[k]}" for k in PASS_ENV if k in os.environ]
+    opts += [f"--env={k}={v}" for k, v in sorted(os.environ.items())
+             if k.startswith(PASS_PREFIXES) and k not in PASS_ENV]
     argv = ["podman", *opts, "-w", pwd, ref, *command]
     if os.environ.get("SHIM_LOG"):
         with open(os.environ["SHIM_LOG"], "a") as fh:
