@@ -17,7 +17,8 @@ There is no Apptainer here. Snakemake 9 runs rule containers only through
 Limits, so that nobody mistakes it for Apptainer: it depends on how Snakemake calls apptainer
 (not a public interface); its ``.simg`` files are markers, not images; of the host environment
 it passes only locale, thread-count and BLAS kernel-selection variables (Apptainer passes
-nearly everything); GPUs are not handled. Every call is appended to ``$SHIM_LOG`` when that is set, for the tests to read.
+nearly everything); GPUs are not handled. Every call is appended to ``$SHIM_LOG`` when that
+is set, for the tests to read.
 """
 
 from __future__ import annotations
