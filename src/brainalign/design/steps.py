@@ -218,11 +218,9 @@ def layer_features(
     """Pooled activations of some layers of one model for the pool's images.
 
     This is the only place the design commands build a model; it goes through the feature
-    stage: :func:`brainalign.features.build_model` and
-    :func:`brainalign.features.extract_features` for registry models, and
-    :func:`brainalign.features.sources.load_model` with
-    :func:`brainalign.features.extract.extract_image_features` for the other sources
-    (``source: torchvision | timm | huggingface | module`` in a config entry).
+    stage: :func:`brainalign.features.sources.load_model` with
+    :func:`brainalign.features.extract.extract_image_features`, for every source (the
+    registry, and ``source: torchvision | timm | huggingface | module`` in a config entry).
 
     Parameters
     ----------
@@ -253,7 +251,6 @@ def layer_features(
     features : dict of str to ndarray, shape (n_images, n_features)
     """
     spec = dict(spec, layers=list(layers))
-    registry = spec.get("source", "registry") == "registry"
     from brainalign.features import check_model_spec
 
     check_model_spec(name, spec, base_dir=base_dir)
@@ -268,14 +265,7 @@ def layer_features(
                 out[layer] = np.load(f)
                 continue
         todo.append(layer)
-    if todo and registry:
-        from brainalign.features import build_model, extract_features
-
-        model = build_model(spec)
-        feats = extract_features(model, spec["architecture"], list(paths), todo,
-                                 batch_size=batch_size, spatial_pool=spatial_pool,
-                                 image_size=image_size, device=device)
-    elif todo:  # torchvision / timm / huggingface / module sources of the feature stage
+    if todo:  # the feature stage's own loader and extraction, for every source
         from brainalign.features.extract import extract_image_features
         from brainalign.features.sources import load_model
 
